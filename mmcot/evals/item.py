@@ -16,7 +16,18 @@ from typing import Any
 
 from PIL import Image
 
-KNOWN_FIELDS = {"id", "image", "images", "question", "answer", "choices", "category", "difficulty", "metadata", "rationale"}
+KNOWN_FIELDS = {
+    "id",
+    "image",
+    "images",
+    "question",
+    "answer",
+    "choices",
+    "category",
+    "difficulty",
+    "metadata",
+    "rationale",
+}
 
 
 @dataclass
