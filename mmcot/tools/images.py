@@ -1,4 +1,5 @@
-"""Image tools (Pillow) and the one place untrusted images are opened."""
+"""The one place untrusted images are opened (items, the HTTP server, the python tool's outputs); the image tools are
+in image_tools.py."""
 
 from __future__ import annotations
 
