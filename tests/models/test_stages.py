@@ -1,0 +1,90 @@
+"""The training stages end to end, a few steps each on a miniature architecture: tokenizer -> vision (both
+objectives) -> align -> sft, resuming from a checkpoint, model cards, publishing, and clear CLI errors."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from mmcot.cli import app
+from mmcot.models.stage import run_stage
+
+QUIET = ["--report_to", "none", "--dataloader_num_workers", "0", "--warmup_steps", "0", "--logging_steps", "1"]
+VISION = ["--image_size", "32", "--patch_size", "8", "--vision_hidden_size", "32", "--vision_layers", "1",
+          "--vision_heads", "2"]  # fmt: skip
+TEXT = ["--text_hidden_size", "32", "--text_layers", "1", "--text_heads", "2", "--text_intermediate_size", "64"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stages")
+    tok = run_stage(
+        "tokenizer", ["--output_dir", str(root / "tok"), "--samples_per_family", "2", "--vocab_size", "400"]
+    )
+    vis = run_stage("vision", ["--output_dir", str(root / "vis"), *VISION, *QUIET, "--max_steps", "2",
+                               "--per_device_train_batch_size", "4", "--save_steps", "1", "--check_samples", "6"])  # fmt: skip
+    align = run_stage("align", ["--output_dir", str(root / "align"), "--vision_path", str(vis), "--tokenizer_path",
+                                str(tok), *TEXT, *QUIET, "--max_steps", "2", "--per_device_train_batch_size", "2",
+                                "--eval_per_family", "0", "--train_samples", "50"])  # fmt: skip
+    return root, tok, vis, align
+
+
+def sft_args(root, align, steps):
+    return ["--output_dir", str(root / "sft"), "--init_path", str(align), *QUIET, "--max_steps", str(steps),
+            "--per_device_train_batch_size", "2", "--save_steps", "1", "--eval_per_family", "1",
+            "--families", "count,attribute,small_object,arithmetic", "--train_samples", "50"]  # fmt: skip
+
+
+def test_tokenizer_vision_and_align_write_their_outputs(pipeline):
+    root, tok, vis, align = pipeline
+    assert (tok / "tokenizer.json").is_file() and (tok / "README.md").is_file()
+    check = json.loads((vis / "mmcot_stage.json").read_text())["check"]
+    assert set(check) >= {"color_accuracy", "shape_accuracy", "count_accuracy"}
+    assert (vis / "heads.pt").is_file() and "tower check" in (vis / "README.md").read_text()
+    assert any((root / "vis").glob("checkpoint-*"))
+    card = json.loads((align / "mmcot_card.json").read_text())
+    assert card["stage"] == "align" and card["peak_memory_mb"] > 0
+    assert json.loads((root / "align" / "stage_config.json").read_text())["kinds"] == "describe:1"
+
+
+def test_sft_resumes_from_its_last_checkpoint_and_publishes(pipeline, monkeypatch, tmp_path, capsys):
+    from mmcot.models import load
+
+    root, tok, vis, align = pipeline
+    run_stage("sft", sft_args(root, align, 2))
+    assert (root / "sft" / "checkpoint-2").is_dir()
+    monkeypatch.setattr(load, "CHECKPOINTS", tmp_path)
+    out = run_stage("sft", [*sft_args(root, align, 3), "--publish", "mini"])  # a rerun goes on from step 2
+    assert "resuming from" in capsys.readouterr().out
+    state = json.loads((root / "sft" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
+    card = json.loads((out / "mmcot_card.json").read_text())
+    assert set(card["evals"]["direct, test split"]["by_category"]) == {
+        "count",
+        "attribute",
+        "small_object",
+        "arithmetic",
+    }
+    assert "| count |" in (out / "README.md").read_text()
+    model, processor = load.load_model("mini")  # published under its name
+    assert model.config.model_type == "llava"
+
+
+def test_contrastive_objective_trains(pipeline):
+    root, tok, _, _ = pipeline
+    out = run_stage("vision", ["--output_dir", str(root / "clip"), *VISION, *QUIET, "--max_steps", "1",
+                               "--per_device_train_batch_size", "4", "--objective", "contrastive",
+                               "--tokenizer_path", str(tok)])  # fmt: skip
+    assert (out / "model.safetensors").is_file()
+
+
+def test_cli_errors_are_clear(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "tokenizer", "--preset", "smol", "--output_dir", str(tmp_path)])
+    assert result.exit_code == 1 and "uses its base model's tokenizer" in result.output
+    result = runner.invoke(app, ["train", "sft", "--init_path", str(tmp_path / "none"), "--output_dir", str(tmp_path)])
+    assert result.exit_code == 1 and "run `mmcot train align` first" in result.output
+    result = runner.invoke(app, ["train", "vision", "--objective", "magic"])
+    assert result.exit_code == 1 and "heads, contrastive or both" in result.output
+    result = runner.invoke(app, ["train", "align", "--config", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 1 and "does not exist" in result.output
