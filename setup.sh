@@ -22,6 +22,13 @@ if ! command -v bwrap >/dev/null 2>&1 || ! command -v setpriv >/dev/null 2>&1 \
   fi
 fi
 
+# tests/agent/test_chat_tmux.py drives `mmcot chat` in a real terminal with tmux (and is skipped without it).
+if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "==> installing tmux (for the chat's terminal test)"
+  (apt-get install -y -qq tmux >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null; }) \
+    || echo "warning: could not install tmux; the chat's terminal test will be skipped"
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv"
   # A user whose system Python already has torch (e.g. a CUDA build) keeps it.

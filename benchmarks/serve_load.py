@@ -5,7 +5,8 @@ and a question) back to back. The server runs each request's agent in its own th
 merges their model calls, so throughput should grow with concurrency (goal: >= 3x the sequential throughput at 16).
 The last level also checks that every request succeeds (goal: 200 requests at 16 concurrency, zero errors).
 
-    .venv/bin/python benchmarks/serve_load.py                      # tiny model, direct strategy
+    .venv/bin/python benchmarks/serve_load.py                      # tiny model, cot strategy, 32 tokens
+    .venv/bin/python benchmarks/serve_load.py --strategy direct    # short answers: per-request overhead dominates
     .venv/bin/python benchmarks/serve_load.py --model smol --strategy cot --max-tokens 64
 """
 
@@ -105,7 +106,11 @@ def run_level(url: str, body: dict, clients: int, requests: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny", help="model spec for mmcot serve")
-    ap.add_argument("--strategy", default="direct", help="strategy (the model name's :STRATEGY)")
+    ap.add_argument(
+        "--strategy",
+        default="cot",
+        help="strategy (the model name's :STRATEGY); cot thinks, so each request generates about max_tokens tokens",
+    )
     ap.add_argument("--max-tokens", type=int, default=32, help="max_tokens of each request")
     ap.add_argument("--levels", default="1:24,4:48,16:200", help="clients:requests for each level")
     ap.add_argument("--port", type=int, default=0, help="port (default: a free one)")
@@ -115,6 +120,7 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
+    load = os.getloadavg()[0]  # other work on the machine shifts every figure: say how busy it was
     server = start_server(args.model, port)
     try:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -148,7 +154,10 @@ def main() -> None:
         server.terminate()
         server.wait(30)
     base = results[0]["rps"]
-    print(f"\nmodel {args.model}, strategy {args.strategy}, max_tokens {args.max_tokens}, {os.cpu_count()} CPUs")
+    print(
+        f"\nmodel {args.model}, strategy {args.strategy}, max_tokens {args.max_tokens}, {os.cpu_count()} CPUs, "
+        f"load average (1 min) {load:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
+    )
     print("throughput vs 1 client: " + ", ".join(f"{r['clients']} clients {r['rps'] / base:.2f}x" for r in results))
     last = results[-1]
     print(

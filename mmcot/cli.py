@@ -191,16 +191,23 @@ def solve(
     question: Annotated[str | None, typer.Option("--question", "-q", help="The question.")] = None,
     image: Annotated[list[Path] | None, typer.Option(help="An image file (repeat for several).")] = None,
     strategy: Annotated[str, typer.Option(help="A strategy from `mmcot strategies`, or pkg.mod:obj.")] = "cot",
-    model: Annotated[str, typer.Option(help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model.")] = "smol",
+    model: Annotated[
+        str | None,
+        typer.Option(help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model (default smol, else tiny)."),
+    ] = None,
     choice: Annotated[list[str] | None, typer.Option(help="An answer option (repeat: lettered A, B, ...).")] = None,
-    tools: Annotated[str | None, typer.Option(help="Comma-separated tools (image-loop, react); default theirs.")] = None,
+    tools: Annotated[
+        str | None, typer.Option(help="Comma-separated tools (image-loop, react); default theirs.")
+    ] = None,
     budget_steps: Annotated[int, typer.Option(help="Budget: controller steps.")] = 100,
     budget_tokens: Annotated[int, typer.Option(help="Budget: generated tokens, all model calls together.")] = 8192,
     budget_seconds: Annotated[float, typer.Option(help="Budget: wall-clock seconds.")] = 600.0,
     thread: Annotated[
         str | None, typer.Option(help="Conversation id: this question is its next turn (checkpointed in SQLite).")
     ] = None,
-    checkpoint: Annotated[Path | None, typer.Option(help="SQLite file of --thread (default ~/.mmcot/threads.sqlite).")] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="SQLite file of --thread (default ~/.mmcot/threads.sqlite).")
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Finish the --thread turn a dead process left.")] = False,
     out: Annotated[Path | None, typer.Option(help="Also write trace.json and its images to this folder.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the trace as JSON (images as data URLs).")] = False,
@@ -309,14 +316,17 @@ STAGE = {
 
 
 def _stage(stage: str, argv: list[str]) -> None:
+    """Run one `mmcot train` stage (model stages and RL jobs alike) and print where its output went."""
     from mmcot.models.presets import ModelError
     from mmcot.models.stage import StageError, run_stage
 
     try:
+        if stage in ("grpo", "dpo", "prm"):
+            from mmcot.rl.jobs import run_job as run_stage
         path = run_stage(stage, argv)
     except KeyboardInterrupt:
         fail("interrupted: run the same command again to resume from the last checkpoint", 130)
-    except (StageError, ModelError, ValueError, OSError) as e:
+    except (StageError, ModelError, ValueError, RuntimeError, OSError) as e:
         fail(str(e))
     typer.echo(f"written: {path}")
 
@@ -403,43 +413,25 @@ def generate(
             typer.echo(c.text)
 
 
-RL_JOB = {
-    "context_settings": {"allow_extra_args": True, "ignore_unknown_options": True},
-    "add_help_option": False,  # --help goes to the job's own parser, which lists every config field
-}
-
-
-def _rl_job(job: str, argv: list[str]) -> None:
-    from mmcot.rl.jobs import run_job
-
-    try:
-        path = run_job(job, argv)
-    except KeyboardInterrupt:
-        fail("interrupted: run the same command again to resume from the last checkpoint", 130)
-    except (ValueError, RuntimeError, OSError) as e:
-        fail(str(e))
-    typer.echo(f"trained model: {path}")
-
-
-@train_app.command("grpo", **RL_JOB)
+@train_app.command("grpo", **STAGE)
 def train_grpo(ctx: typer.Context) -> None:
     """RL: GRPO with outcome/format/length/tool/process rewards and multi-turn tool rollouts.
     `--config recipes/NAME.yaml` plus `--FIELD VALUE` overrides (TRL's GRPOConfig + mmcot's; --help lists them)."""
-    _rl_job("grpo", ctx.args)
+    _stage("grpo", ctx.args)
 
 
-@train_app.command("dpo", **RL_JOB)
+@train_app.command("dpo", **STAGE)
 def train_dpo(ctx: typer.Context) -> None:
     """RL: DPO on preference pairs sampled from the model itself (correct over wrong, higher over lower process
     score). `--config recipes/NAME.yaml` plus `--FIELD VALUE` overrides (TRL's DPOConfig + mmcot's)."""
-    _rl_job("dpo", ctx.args)
+    _stage("dpo", ctx.args)
 
 
-@train_app.command("prm", **RL_JOB)
+@train_app.command("prm", **STAGE)
 def train_prm(ctx: typer.Context) -> None:
     """RL: a process reward model trained on Monte-Carlo step labels (Math-Shepherd); it scores best-of-N and tree
     search (`--option verifier=mmcot.rl.prm:Verifier`) and GRPO's 'prm' reward. `--config recipes/NAME.yaml` + overrides."""
-    _rl_job("prm", ctx.args)
+    _stage("prm", ctx.args)
 
 
 @app.command()
@@ -453,8 +445,8 @@ def chat(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model. [default: smol, or tiny "
-            "when smol is not installed]"
+            help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model (default: smol, or tiny "
+            "when smol is not installed)."
         ),
     ] = None,
     strategy: Annotated[
@@ -518,8 +510,8 @@ def serve(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model. [default: smol, or tiny "
-            "when smol is not installed]"
+            help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model (default: smol, or tiny "
+            "when smol is not installed)."
         ),
     ] = None,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --api-key.")] = "127.0.0.1",

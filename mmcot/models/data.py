@@ -86,17 +86,6 @@ def parse_weights(text: str) -> dict[str, float]:
     return out
 
 
-def puzzle(family: str, index: int, seed: int = 0, split: str = "train") -> Item:
-    """Item ``index`` of a family, exactly as ``mmcot.evals.puzzles.generate`` makes it."""
-    from mmcot.evals.puzzles import DIFFICULTIES, item_seed, resolve
-
-    name, fn = resolve(family)
-    level = DIFFICULTIES[index % len(DIFFICULTIES)]
-    item = fn(random.Random(item_seed(name, split, seed, index)), level)
-    item.id, item.category, item.difficulty = f"{name}-{split}-{index:06d}", name, level
-    return item
-
-
 # Families each kind applies to (None: every family); rows draw a family, then a kind that fits it.
 APPLIES = {
     "exists": set(SCENE_FAMILIES) - {"rotation"},
@@ -135,12 +124,14 @@ class Rows:
         return LENGTH_HINTS[kind] + (64 if family == "rotation" else 0)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        from mmcot.evals.puzzles import puzzle
+
         if not 0 <= i < self.size:
             raise IndexError(i)
         rng = random.Random(f"row/{self.mix.data_seed}/{i}")
         for attempt in range(20):  # a kind that does not fit this item (a chart question without a sum) draws again
             family, kind = self.draw(rng)
-            item = puzzle(family, i * 20 + attempt, self.mix.data_seed)
+            item = puzzle(family, i * 20 + attempt, self.mix.data_seed, split="train")
             row = conversation(item, kind, rng)
             if row is not None:
                 return row

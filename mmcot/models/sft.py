@@ -142,7 +142,40 @@ def _grouped_trainer():
             return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                         lengths=self.lengths)  # fmt: skip
 
+        def _save(self, output_dir=None, state_dict=None):
+            super()._save(output_dir, state_dict)
+            if hasattr(self.model, "peft_config"):  # PEFT saves the adapter only: keep the projector too
+                from safetensors.torch import save_file
+
+                extra = {n: p.detach().contiguous() for n, p in self.model.named_parameters()
+                         if p.requires_grad and "lora_" not in n}  # fmt: skip
+                save_file(extra, Path(output_dir or self.args.output_dir) / TRAINED_BESIDE_ADAPTER)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            model = model or self.model
+            if not hasattr(model, "peft_config"):
+                return load_checkpoint_weights(model, resume_from_checkpoint)
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            extra = Path(resume_from_checkpoint) / TRAINED_BESIDE_ADAPTER
+            if extra.is_file():
+                from safetensors.torch import load_file
+
+                unexpected = model.load_state_dict(load_file(extra), strict=False).unexpected_keys
+                if unexpected:
+                    raise StageError(f"{extra} does not fit this model (e.g. {unexpected[0]}); start a fresh run")
+
     return GroupedSFTTrainer
+
+
+TRAINED_BESIDE_ADAPTER = "mmcot_trained.safetensors"  # in a LoRA run's checkpoints: the trained non-LoRA weights
+
+
+def load_checkpoint_weights(model, folder: str | Path) -> None:
+    """Put a Trainer checkpoint's weights into ``model``. Trainer itself reads them with ``load_state_dict``, but
+    LLaVA's ``save_pretrained`` writes its original key layout (``language_model.model.*``), so on resume nothing
+    matched and training silently went on from the freshly built weights; ``from_pretrained`` maps the keys back."""
+    saved = type(model).from_pretrained(folder, dtype=next(model.parameters()).dtype)
+    model.load_state_dict(saved.state_dict())
 
 
 def build_for_align(cfg: AlignConfig):

@@ -94,7 +94,7 @@ class VisionRows:
         return self.size
 
     def item(self, i: int):
-        from mmcot.models.data import puzzle
+        from mmcot.evals.puzzles import puzzle
 
         rng = random.Random(f"vision/{self.seed}/{self.split}/{i}")
         return puzzle(rng.choices(self.families, self.weights)[0], i, self.seed, self.split), rng

@@ -36,6 +36,13 @@ def default_checkpoint() -> Path:
     return Path(os.environ.get("MMCOT_HOME", Path.home() / ".mmcot")) / "threads.sqlite"
 
 
+def default_model() -> str:
+    """``smol`` when its checkpoint is shipped, else ``tiny`` (the spec used when none is given)."""
+    from mmcot.models.load import shipped
+
+    return "tiny" if "smol" not in shipped() and "tiny" in shipped() else "smol"
+
+
 def get_backend(spec: str) -> Backend:
     """The backend for a model spec, loaded once per process."""
     from mmcot.models.backend import load_backend
@@ -50,7 +57,7 @@ def solve(
     problem: Item | Image.Image | str | Path | bytes | list | None = None,
     question: str | None = None,
     strategy: str = "cot",
-    model: str = "smol",
+    model: str | None = None,
     backend: Backend | None = None,
     tools: list[str] | str | dict[str, Any] | None = None,
     budget: Budget | dict | None = None,
@@ -64,8 +71,8 @@ def solve(
 ) -> Trace:
     """Solve ``problem`` with ``strategy`` (a name from ``mmcot strategies`` or ``pkg.mod:obj``) and its ``knobs``.
 
-    ``model`` is a spec for ``load_backend`` (``tiny``, ``smol``, a folder, ``openai:URL#model``) unless ``backend``
-    is given. ``tools`` overrides the strategy's tool list (names or a ``{name: Tool}`` dict). ``budget`` caps steps,
+    ``model`` is a spec for ``load_backend`` (``tiny``, ``smol``, a folder, ``openai:URL#model``; default ``smol`` when
+    it is shipped, else ``tiny``) unless ``backend`` is given. ``tools`` overrides the strategy's tool list (names or a ``{name: Tool}`` dict). ``budget`` caps steps,
     generated tokens and seconds. ``emit`` receives events as they happen (``token``, ``thought``, ``tool_call``,
     ``tool_result``, ``score``, ``answer``, ``stop``); tokens stream when ``emit`` is given unless ``stream_tokens``
     is False. Setting ``cancel`` stops the run at the next step (``stop_reason="cancelled"``). ``tool_state`` keeps
@@ -83,7 +90,7 @@ def solve(
     turn = (
         None if resume else _turn(problem, question, strat.name, knobs, len(before.get("images") or {}), bool(thread))
     )
-    backend = backend or get_backend(model)
+    backend = backend or get_backend(model or default_model())
     ctx = Context(
         backend=backend,
         strategy=strat,

@@ -183,6 +183,20 @@ def test_resume_continues_the_conversation(tmp_path, make_backend):
         open_chat(ChatConfig(home=str(tmp_path), resume="nope", plain=True))
 
 
+def test_the_default_model_is_smol_and_falls_back_to_tiny_with_a_note(tmp_path, make_backend, monkeypatch, capsys):
+    import mmcot.models.load as load
+    from mmcot.agent.chat import default_model
+    from mmcot.reasoning.solve import _backends
+
+    monkeypatch.setattr(load, "shipped", lambda: ["smol", "tiny"])
+    assert default_model() == ("smol", "")
+    monkeypatch.setattr(load, "shipped", lambda: ["tiny"])
+    monkeypatch.setitem(_backends, "tiny", make_backend(lambda r: "<answer>ok</answer>"))
+    chat = open_chat(ChatConfig(home=str(tmp_path), plain=True))
+    assert chat.settings["model"] == "tiny"
+    assert "model smol (the chat model) is not installed" in capsys.readouterr().err
+
+
 # ---- the shipped tiny model ----
 
 

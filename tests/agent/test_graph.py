@@ -257,3 +257,21 @@ def test_cancel_mid_stream_stops_the_generation(make_backend, image):
     assert trace.stop_reason == "cancelled"
     said = trace.nodes[0].text.removeprefix("<think>").split(" ")
     assert 5 <= len(said) < 100 and said == ["word"] * len(said)  # stopped early, what was said is kept
+
+
+def test_a_streamed_checkpointed_conversation_on_the_shipped_model(image, tmp_path):
+    """The controller end to end with the shipped tiny model: token streaming, events, budgets and a SQLite thread."""
+    from mmcot.reasoning.solve import get_backend
+
+    tiny, db, events = get_backend("tiny"), tmp_path / "threads.sqlite", []
+    first = solve(image, "What color is the dot?", strategy="cot", backend=tiny, emit=events.append, max_tokens=6,
+                  thread="real", checkpoint=db)  # fmt: skip
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "token" and kinds[-2:] == ["answer", "stop"] and "thought" in kinds
+    streamed = "".join(e["text"] for e in events if e["type"] == "token")
+    assert first.nodes[0].text == "<think>" + streamed and 1 <= first.completion_tokens <= 6
+    assert events[-1]["reason"] == first.stop_reason and first.stop_reason in ("answer", "no_answer", "max_tokens")
+    second = solve(image, "And now?", strategy="direct", backend=tiny, budget={"max_tokens": 2}, thread="real",
+                   checkpoint=db)  # fmt: skip
+    assert second.completion_tokens <= 2 and second.stop_reason in ("answer", "no_answer", "max_tokens")
+    assert [m["role"] for m in history("real", db)] == ["user", "assistant"] * 2

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from mmcot.evals.puzzles import FAMILIES
+from mmcot.evals.puzzles import FAMILIES, puzzle
 from mmcot.models import data
-from mmcot.models.data import KINDS, DataMix, Rows, conversation, puzzle
+from mmcot.models.data import KINDS, DataMix, Rows, conversation
 
 
 def placeholders(row):

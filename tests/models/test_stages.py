@@ -88,3 +88,38 @@ def test_cli_errors_are_clear(tmp_path):
     assert result.exit_code == 1 and "heads, contrastive or both" in result.output
     result = runner.invoke(app, ["train", "align", "--config", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_resume_restores_the_checkpoint_weights(pipeline, tmp_path):
+    """Trainer checkpoints of a LLaVA hold renamed keys; resuming must still restore every weight."""
+    import torch
+
+    from mmcot.models.load import load_model
+    from mmcot.models.sft import load_checkpoint_weights
+
+    _, _, _, align = pipeline
+    trained, _ = load_model(str(align))
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.5)
+    trained.save_pretrained(tmp_path / "checkpoint-1")
+    fresh, _ = load_model(str(align))
+    load_checkpoint_weights(fresh, tmp_path / "checkpoint-1")
+    for (name, a), b in zip(trained.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_lora_run_resumes_with_its_projector(pipeline, capsys):
+    """PEFT checkpoints hold the adapter only; the trained projector is saved beside it and restored on resume."""
+    from safetensors.torch import load_file
+
+    from mmcot.models.sft import TRAINED_BESIDE_ADAPTER
+
+    root, _, _, align = pipeline
+    args = [*sft_args(root, align, 1), "--output_dir", str(root / "lora"), "--lora_r", "4", "--eval_per_family", "0"]
+    run_stage("sft", args)
+    saved = load_file(root / "lora" / "checkpoint-1" / TRAINED_BESIDE_ADAPTER)
+    assert saved and all("multi_modal_projector" in k for k in saved)
+    run_stage("sft", [*args, "--max_steps", "2"])  # the last --max_steps wins: a rerun goes on from checkpoint-1
+    assert "resuming from" in capsys.readouterr().out
+    assert (root / "lora" / "checkpoint-2" / "adapter_model.safetensors").is_file()

@@ -94,3 +94,13 @@ def test_solve_budget_options(image_file, tiny):
     assert result.exit_code == 0, result.output
     trace = json.loads(result.output)
     assert trace["stop_reason"] == "max_tokens" and trace["completion_tokens"] <= 3
+
+
+def test_the_default_model_is_smol_when_shipped_else_tiny(monkeypatch):
+    import mmcot.models.load as load
+    from mmcot.reasoning.solve import default_model
+
+    monkeypatch.setattr(load, "shipped", lambda: ["tiny"])
+    assert default_model() == "tiny"
+    monkeypatch.setattr(load, "shipped", lambda: ["smol", "tiny"])
+    assert default_model() == "smol"

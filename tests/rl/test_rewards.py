@@ -6,7 +6,7 @@ import json
 import pytest
 
 
-@pytest.mark.parametrize("module", ["mmcot.rl.rewards", "mmcot.rl.process"])
+@pytest.mark.parametrize("module", ["mmcot.rl.rewards", "mmcot.rl.process", "mmcot.rl.dpo", "mmcot.rl.prm"])
 def test_doctests(module):
     import importlib
 
