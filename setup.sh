@@ -53,6 +53,10 @@ if ! $VPY -m mmcot.tools.sandbox; then
 fi
 
 if [ "${1:-}" != "--no-run" ]; then
+  # The main job: a fresh puzzle of every family, solved by the shipped default model (smol), scored, reported.
   echo "==> mmcot is ready: .venv/bin/mmcot --help"
-  .venv/bin/mmcot puzzles --family all --n 1 --out runs/sample-puzzles --show
+  echo "==> the main job: one puzzle per family, solved by the shipped smol model"
+  .venv/bin/mmcot puzzles --family all --n 1 --split test --out runs/sample-puzzles --show
+  .venv/bin/mmcot eval --model smol --strategy direct --data runs/sample-puzzles --out runs/sample-eval
+  echo "==> next: .venv/bin/mmcot chat   (or see README.md: solve, serve, eval, train)"
 fi

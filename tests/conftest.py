@@ -1,10 +1,15 @@
-"""Shared test set-up: offline Hugging Face, and a guard that fails any test opening a non-loopback connection."""
+"""Shared test set-up: offline Hugging Face, a guard that fails any test opening a non-loopback connection, and the
+fixtures several areas use: the scripted fake backend (``tests/agent/scripted.py``, control flow only) and a small
+image."""
 
+import importlib.util
 import ipaddress
 import os
 import socket
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -44,3 +49,26 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", _guarded(_real_connect))
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded(_real_connect_ex))
     yield
+
+
+_spec = importlib.util.spec_from_file_location("mmcot_tests_scripted", Path(__file__).parent / "agent" / "scripted.py")
+scripted = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(scripted)
+
+
+@pytest.fixture
+def make_backend():
+    """``make_backend(respond, delay=0)``: a ScriptedBackend whose replies come from ``respond(request)``."""
+    return scripted.ScriptedBackend
+
+
+@pytest.fixture
+def last_text():
+    return scripted.last_text
+
+
+@pytest.fixture
+def image():
+    img = Image.new("RGB", (64, 48), "white")
+    img.putpixel((50, 40), (255, 0, 0))
+    return img

@@ -49,11 +49,15 @@ def extract_answer(text: str) -> str:
     'red'
     >>> extract_answer("Let me look.\\nSo the answer is 4, since I see four.")
     '4'
+    >>> extract_answer("shape</answer><tool_call>{")  # the prompt opened <answer>; a closed block ends the answer
+    'shape'
     """
     text = re.sub(r"<think>.*?(</think>|$)", " ", text or "", flags=re.S | re.I).strip()
     tags = _ANSWER_TAG.findall(text)
     if tags:
-        return tags[-1].strip()
+        return tags[-1].split("<")[0].strip() or tags[-1].strip()  # an unclosed block ends at the next tag
+    if re.search(r"</answer>", text, re.I):
+        return re.split(r"</answer>", text, flags=re.I)[0].strip()
     boxed = _BOXED.findall(text)
     if boxed:
         return boxed[-1].strip()
