@@ -13,7 +13,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-train_app = typer.Typer(help="Train the model: tokenizer, vision, align, sft (and RL: grpo, dpo, prm).", no_args_is_help=True)
+train_app = typer.Typer(
+    help="Train the model: tokenizer, vision, align, sft (and RL: grpo, dpo, prm).", no_args_is_help=True
+)
 app.add_typer(train_app, name="train")
 
 
@@ -370,7 +372,9 @@ def generate(
     temperature: Annotated[float, typer.Option(help="0 is greedy.")] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
     max_tokens: Annotated[int, typer.Option(help="Tokens per sample.")] = 256,
-    stop: Annotated[list[str] | None, typer.Option(help="A stop string, cut from the text (repeat for several).")] = None,
+    stop: Annotated[
+        list[str] | None, typer.Option(help="A stop string, cut from the text (repeat for several).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the sampling.")] = None,
     prefix: Annotated[str, typer.Option(help="Text the answer is forced to start with (e.g. '<think>').")] = "",
     stream: Annotated[bool, typer.Option("--stream", help="Print the text as it is generated (n=1).")] = False,

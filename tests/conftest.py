@@ -72,3 +72,38 @@ def image():
     img = Image.new("RGB", (64, 48), "white")
     img.putpixel((50, 40), (255, 0, 0))
     return img
+
+
+SENTENCES = [
+    "how many red circles are there? <think>I look for red circles. One red circle at the top left.</think>",
+    "<answer>3</answer> what color is the small triangle? the blue square is left of the green triangle.",
+    '<tool_call>{"name": "zoom", "arguments": {"image": "image_0", "box": [0, 0, 32, 32]}}</tool_call>',
+    "<tool_response>image_1 (32x32): zoom of image_0 box [0, 0, 32, 32], 1x</tool_response> error: tool call",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory):
+    """A randomly initialized tiny LLaVA with mmcot's tokenizer, processor and chat template, saved as a folder that
+    ``load_model``, ``load_backend`` and every training job take."""
+    import torch
+
+    from mmcot.agent.nodes import tools_system
+    from mmcot.models.presets import TextArch, VisionArch, build_tiny
+    from mmcot.models.tokenizer import train_tokenizer
+    from mmcot.tools import resolve_tools
+
+    torch.manual_seed(0)
+    corpus = SENTENCES + [tools_system(resolve_tools(["zoom", "crop"]))]  # tool prompts stay short in tokens
+    tokenizer = train_tokenizer(corpus, vocab_size=1000, min_frequency=1)
+    model, processor = build_tiny(
+        tokenizer,
+        VisionArch(image_size=32, patch_size=8, vision_hidden_size=32, vision_layers=1, vision_heads=2),
+        TextArch(
+            text_hidden_size=64, text_layers=2, text_heads=4, text_intermediate_size=128, max_position_embeddings=2048
+        ),
+    )
+    folder = tmp_path_factory.mktemp("tiny-vlm")
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder

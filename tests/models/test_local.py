@@ -223,7 +223,7 @@ def test_bad_input_is_a_clear_error_and_the_backend_keeps_serving(tiny_backend, 
 
 
 def test_an_overlong_prompt_fails_alone_in_its_batch(tiny_backend):
-    long = Request([{"role": "user", "content": "how many shapes? " * 400}], sampling=greedy(4))
+    long = Request([{"role": "user", "content": "how many shapes? " * 1200}], sampling=greedy(4))
     short = Request(conversation(1), sampling=greedy(4))
     start = threading.Barrier(2)
 
@@ -236,7 +236,7 @@ def test_an_overlong_prompt_fails_alone_in_its_batch(tiny_backend):
 
     with ThreadPoolExecutor(2) as pool:
         failed, served = pool.map(call, [long, short])
-    assert isinstance(failed, RequestError) and "holds at most 768" in str(failed)
+    assert isinstance(failed, RequestError) and "holds at most 2048" in str(failed)
     assert served.completion_tokens == 4
 
 

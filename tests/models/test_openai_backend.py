@@ -152,8 +152,8 @@ def test_stream_over_http(server_url, tiny_backend):
 
 
 def test_a_refused_request_is_a_request_error(server_url):
-    overlong = Request([{"role": "user", "content": "how many shapes? " * 400}])
-    with pytest.raises(RequestError, match=r"refused the request \(400\).*holds at most 768"):
+    overlong = Request([{"role": "user", "content": "how many shapes? " * 1200}])
+    with pytest.raises(RequestError, match=r"refused the request \(400\).*holds at most 2048"):
         OpenAIBackend(server_url, "tiny").generate([overlong])
 
 
