@@ -17,7 +17,8 @@ def py(tool, ctx, code):
 
 def test_state_is_kept_and_outputs_come_in_order(python_tool, pyctx):
     assert py(python_tool, pyctx, "x = 20").text == "(no output)"
-    result = py(python_tool, pyctx, "import sys\nprint('out')\nprint('err', file=sys.stderr)\nx + 22")
+    # stdout and stderr are separate streams: only a flush orders them (as in a terminal)
+    result = py(python_tool, pyctx, "import sys\nprint('out', flush=True)\nprint('err', file=sys.stderr)\nx + 22")
     assert result.ok and result.text == "out\nerr\n42"
     assert result.metadata["status"] == "ok"
 
