@@ -182,8 +182,10 @@ def test_gigantic_output(run):
     result = run("print('x' * 20_000_000)")  # one 20 MB message: over the 8 MiB cap, dropped
     assert "some output was lost" in result.text
     result = run("while True:\n    print('y' * 1000)")  # a flood of small ones: capped, then interrupted
-    assert "y" * 100 in result.text and len(result.text) < 2000 + 400  # at most max_output_chars, plus the notes
-    assert "[output truncated to 2000 of " in result.text and "interrupted" in result.text
+    capped = "y" * 100 in result.text and "[output truncated to 2000 of " in result.text
+    dropped = "some output was lost" in result.text  # a fast CPU batches the flood into one message over the cap
+    assert capped or dropped
+    assert len(result.text) < 2000 + 400 and "interrupted" in result.text  # at most max_output_chars, plus the notes
     assert result.metadata["status"] in ("error", "timeout", "killed")  # interrupted (flood or timeout), or killed
 
 
