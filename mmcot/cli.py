@@ -18,6 +18,12 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
+# The --model option of the commands that run the agent (solve, chat, serve): one spelling, one default.
+AgentModel = Annotated[
+    str | None,
+    typer.Option(help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model (default smol, else tiny)."),
+]
+
 
 def fail(message: str, code: int = 1) -> None:
     """Print a clear error (never a traceback) and exit."""
@@ -193,10 +199,7 @@ def solve(
     question: Annotated[str | None, typer.Option("--question", "-q", help="The question.")] = None,
     image: Annotated[list[Path] | None, typer.Option(help="An image file (repeat for several).")] = None,
     strategy: Annotated[str, typer.Option(help="A strategy from `mmcot strategies`, or pkg.mod:obj.")] = "cot",
-    model: Annotated[
-        str | None,
-        typer.Option(help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model (default smol, else tiny)."),
-    ] = None,
+    model: AgentModel = None,
     choice: Annotated[list[str] | None, typer.Option(help="An answer option (repeat: lettered A, B, ...).")] = None,
     tools: Annotated[
         str | None, typer.Option(help="Comma-separated tools (image-loop, react); default theirs.")
@@ -446,13 +449,7 @@ def chat(
     image: Annotated[
         list[Path] | None, typer.Option(help="An image for the first message (repeat for several).")
     ] = None,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model (default: smol, or tiny "
-            "when smol is not installed)."
-        ),
-    ] = None,
+    model: AgentModel = None,
     strategy: Annotated[
         str, typer.Option(help="A strategy from `mmcot strategies` (/strategy changes it).")
     ] = "image-loop",
@@ -511,13 +508,7 @@ def chat(
 
 @app.command()
 def serve(
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Model spec: tiny, smol, NAME-think, a folder, openai:URL#model (default: smol, or tiny "
-            "when smol is not installed)."
-        ),
-    ] = None,
+    model: AgentModel = None,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --api-key.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     api_key: Annotated[str | None, typer.Option(help="Bearer key clients must send (or env MMCOT_API_KEY).")] = None,

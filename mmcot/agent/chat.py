@@ -69,9 +69,9 @@ class ChatConfig:
 def default_model() -> tuple[str, str]:
     """The model to use when none is named: ``smol`` (it holds a conversation) when it is installed, else ``tiny``;
     and a note to show the user when it fell back ("" when not)."""
-    from mmcot.models.load import shipped
+    from mmcot.reasoning.solve import default_model as solve_default
 
-    if "smol" in shipped() or "tiny" not in shipped():
+    if solve_default() == "smol":
         return "smol", ""
     return "tiny", (
         "model smol (the chat model) is not installed in mmcot/models/checkpoints, so this uses tiny, a puzzle model "
