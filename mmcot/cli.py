@@ -71,6 +71,9 @@ def eval_run(
         Path | None, typer.Option(help="Majority baseline: a .jsonl/.tsv whose answers it counts.")
     ] = None,
     fit_n: Annotated[int, typer.Option(help="Majority baseline on the suite: train puzzles per family.")] = 100,
+    blind: Annotated[
+        bool, typer.Option("--blind", help="Blind control: each item gets another item's images (same category).")
+    ] = False,
 ) -> None:
     """Evaluate a solver and write a run folder (see `mmcot eval --help`)."""
     if ctx.invoked_subcommand:
@@ -109,6 +112,7 @@ def eval_run(
             limit=limit,
             train_data=str(train_data or ""),
             fit_n=fit_n,
+            blind=blind,
         )
         summary = run(cfg)
     except (ValueError, RunError, ImportError, OSError) as e:
@@ -387,15 +391,14 @@ def generate(
     import dataclasses
     import json
 
-    from mmcot.models.backend import Request, Sampling, load_backend, part_image
+    from mmcot.models.backend import Request, Sampling, load_backend, part_image, user_message
 
     if stream and n != 1:
         fail("--stream prints one sample; drop -n or --stream")
     try:  # images are checked before the model loads
-        content = [{"type": "image", "image": part_image(str(p), f"--image {p}")} for p in image or []]
-        content.append({"type": "text", "text": prompt})
+        images = [part_image(str(p), f"--image {p}") for p in image or []]
         messages = [{"role": "system", "content": system}] if system else []
-        messages.append({"role": "user", "content": content})
+        messages.append(user_message(prompt, images))
         sampling = Sampling(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop or [], seed=seed)
         request = Request(messages, n=n, sampling=sampling, prefix=prefix)
         backend = load_backend(model)

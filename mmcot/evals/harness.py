@@ -56,6 +56,11 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first N items"})
     train_data: str = field(default="", metadata={"help": "majority only: a .jsonl / .tsv whose answers it counts"})
     fit_n: int = field(default=100, metadata={"help": "majority on the suite: train puzzles per family it counts"})
+    blind: bool = field(
+        default=False,
+        metadata={"help": "blind control: each item gets the images of the next item of its category (a solver that "
+                  "reads its images drops toward the prior; one that scores the same was not reading them)"},
+    )  # fmt: skip
 
     def __post_init__(self):
         if self.model and self.solver:
@@ -85,6 +90,7 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict[str, Any]:
     _check_same_run(out, cfg)
     items, problems = load(cfg.data, cfg.families, n=cfg.n, seed=cfg.seed, split=cfg.split, difficulty=cfg.difficulty)
     items = items[: cfg.limit] if cfg.limit else items
+    items = blinded(items) if cfg.blind else items
     if not items:
         raise RunError(f"no items to evaluate in {cfg.data}" + "".join(f"\n  {p}" for p in problems[:10]))
     solver = build_solver(cfg, items)
@@ -107,6 +113,21 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict[str, Any]:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     report.write_report(out, summary, rows)
     return summary
+
+
+def blinded(items: list[Item]) -> list[Item]:
+    """``items`` with each one's images swapped for those of the next item of its category (cyclically), so that
+    questions and answers stay and the images no longer belong to them."""
+    from dataclasses import replace
+
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(item.category, []).append(i)
+    out = list(items)
+    for idx in groups.values():
+        for a, b in zip(idx, idx[1:] + idx[:1], strict=True):
+            out[a] = replace(items[a], images=items[b].images)
+    return out
 
 
 def solve_all(solver: Solver, items: list[Item], batch_size: int) -> Iterator[tuple[Item, Outcome | None, str]]:

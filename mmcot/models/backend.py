@@ -64,6 +64,14 @@ class Request:
             raise RequestError("messages must be a non-empty list of chat messages")
 
 
+def user_message(text: str, images: list[Any] | tuple = ()) -> dict[str, Any]:
+    """A user turn the way mmcot's models are trained on it: the images, then the text (LLaVA's order; the shipped
+    checkpoints were trained so, and every prompt mmcot builds goes through here). An image that is ``None`` is a
+    bare ``{"type": "image"}`` placeholder, filled later from a row's ``images`` (training rows, TRL)."""
+    parts = [{"type": "image"} if im is None else {"type": "image", "image": im} for im in images]
+    return {"role": "user", "content": [*parts, {"type": "text", "text": text}]}
+
+
 def part_image(value: Any, where: str = "image") -> Any:
     """The RGB PIL image of an image part's ``image`` value (a PIL image, a path or bytes); a RequestError that says
     what to fix otherwise. Empty, oversized and extremely elongated images are refused: processors that resize the

@@ -31,6 +31,7 @@ from typing import Any
 from PIL import Image
 
 from mmcot.evals.item import Item
+from mmcot.models.backend import user_message
 
 # Word for word the strategies' prompts (mmcot/reasoning/prompts.py).
 THINK, END_THINK, ANSWER, END_ANSWER = "<think>", "</think>", "<answer>", "</answer>"
@@ -152,7 +153,7 @@ class Rows:
 
 
 def user(images: list[Image.Image], text: str) -> dict:
-    return {"role": "user", "content": [{"type": "image"} for _ in images] + [{"type": "text", "text": text}]}
+    return user_message(text, [None] * len(images))
 
 
 def row(messages: list[dict], images: list[Image.Image]) -> dict:

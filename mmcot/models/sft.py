@@ -22,6 +22,7 @@ from typing import Any
 
 from trl import SFTConfig
 
+from mmcot.models.backend import user_message
 from mmcot.models.data import DataMix
 from mmcot.models.presets import TextArch
 from mmcot.models.stage import StageArgs, StageError
@@ -93,6 +94,11 @@ class SftConfig(LlavaStageArgs, SFTConfig):
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate."})
     max_steps: int = field(default=2000, metadata={"help": "Training steps."})
+    reinit_projector: bool = field(
+        default=False,
+        metadata={"help": "Start the projector afresh from the tower's feature statistics (what align does), e.g. "
+                  "to continue a model whose language model learned to ignore its image tokens."},
+    )  # fmt: skip
 
     def __post_init__(self):
         DataMix.__post_init__(self)
@@ -195,11 +201,45 @@ def build_for_align(cfg: AlignConfig):
     torch.manual_seed(cfg.seed)
     model, processor = preset.build(arch, cfg, cfg.tokenizer_path if preset.trains_tokenizer else None)
     model.model.vision_tower.load_state_dict(tower.state_dict())
+    init_projector(model, processor, cfg.seed)
     model.requires_grad_(False)
     model.model.multi_modal_projector.requires_grad_(True)
     if cfg.train_vision:
         model.model.vision_tower.requires_grad_(True)
     return model, processor, preset
+
+
+def init_projector(model, processor, seed: int = 0, n_images: int = 256, fresh: bool = False) -> None:
+    """Start the projector where a language model can read it: the tower's patch features are far from centered
+    (a few large dimensions, norm ~40, while a fresh Llama's embeddings have norm ~1), and a default-initialized
+    projector passed that on, so image tokens dwarfed text tokens (the models trained so answer the same with a
+    shuffled image; README, Models). The per-dimension mean and spread of the
+    features on ``n_images`` training puzzles are folded into the first linear layer (standardized inputs), and the
+    second is scaled so image tokens have the text embeddings' size. Plain weights: the checkpoint stays a LLaVA.
+    ``fresh`` first resets the projector to LLaVA's initialization (a trained one is replaced)."""
+    import torch
+
+    from mmcot.evals.puzzles import generate
+
+    items = generate("all", n=max(1, n_images // 12), seed=seed, split="train")
+    images = [im for it in items for im in it.images][:n_images]
+    pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    proj = model.model.multi_modal_projector
+    with torch.no_grad():
+        if fresh:
+            for linear in (proj.linear_1, proj.linear_2):
+                torch.nn.init.normal_(linear.weight, std=0.02)
+                torch.nn.init.zeros_(linear.bias)
+        hidden = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states
+        feats = hidden[model.config.vision_feature_layer][:, 1:].flatten(0, 1)
+        mean, spread = feats.mean(0), feats.std(0) + 1e-3
+        proj.linear_1.weight /= spread
+        proj.linear_1.bias -= proj.linear_1.weight @ mean
+        out = proj(feats)
+        text = model.get_input_embeddings().weight
+        scale = text.pow(2).mean().sqrt() / out.pow(2).mean().sqrt()
+        proj.linear_2.weight *= scale
+        proj.linear_2.bias *= scale
 
 
 def build_for_sft(cfg: SftConfig):
@@ -213,6 +253,8 @@ def build_for_sft(cfg: SftConfig):
         model, processor = load_model(cfg.init_path)
     except ModelError as e:
         raise StageError(f"cannot start stage 2 from {cfg.init_path}: {e} (run `mmcot train align` first)") from None
+    if cfg.reinit_projector:
+        init_projector(model, processor, cfg.seed, fresh=True)
     model.train()
     model.requires_grad_(False)
     if cfg.lora_r or preset.lora:
@@ -302,8 +344,7 @@ def quick_eval(model, processor, per_family: int, families: str = "all", seed: i
     by: dict[str, list[float]] = {}
     for start in range(0, len(items), 16):
         batch = items[start : start + 16]
-        convs = [[{"role": "user", "content": [{"type": "image", "image": im} for im in it.images]
-                   + [{"type": "text", "text": it.prompt()}]}] for it in batch]  # fmt: skip
+        convs = [[user_message(it.prompt(), it.images)] for it in batch]
         inputs = processor.apply_chat_template(convs, add_generation_prompt=True, tokenize=True, return_dict=True,
                                                return_tensors="pt", processor_kwargs={"padding": True})  # fmt: skip
         with torch.no_grad():

@@ -14,7 +14,7 @@ from collections import Counter
 
 from mmcot.agent.nodes import answer_of
 from mmcot.evals.score import choice_index, normalize
-from mmcot.models.backend import Request, Sampling
+from mmcot.models.backend import Request, Sampling, user_message
 
 THINK, END_THINK = "<think>", "</think>"
 ANSWER = "<answer>"
@@ -96,9 +96,8 @@ def few_shot(category: str, k: int, seed: int = 0) -> list[dict]:
     items = sorted(items, key=lambda it: it.id.rsplit("-", 1)[-1])[:k]  # one family after another
     shots = []
     for it in items:
-        user = [{"type": "image", "image": im} for im in it.images] + [{"type": "text", "text": it.prompt()}]
         shots += [
-            {"role": "user", "content": user},
+            user_message(it.prompt(), it.images),
             {"role": "assistant", "content": rationale_reply(it.rationale, it.answer)},
         ]
     return shots

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from mmcot.agent.graph import Builder, Strategy
 from mmcot.agent.nodes import Step
 from mmcot.agent.state import Context, State
+from mmcot.models.backend import user_message
 from mmcot.reasoning import prompts
 
 
@@ -82,7 +83,7 @@ def search(state: State, step: Step) -> dict:
     temperature = 0.0 if cfg.samples == 1 else 0.7
     reqs = [
         prompts.request(
-            [{"role": "user", "content": [{"type": "image", "image": c}, {"type": "text", "text": question}]}],
+            [user_message(question, [c])],
             4,
             temperature,
             n=cfg.samples,
@@ -151,9 +152,8 @@ def answer(state: State, step: Step) -> dict:
         crop = step.image(region["image"])
         note = prompts.ZOOMED.format(box=region["box"])
         last = messages[-1]
-        kept = [p for p in last["content"] if p.get("type") == "image"] if cfg.context else []
-        content = kept + [{"type": "image", "image": crop}, {"type": "text", "text": f"{note}\n{state['question']}"}]
-        messages = messages[:-1] + [{**last, "content": content}]
+        kept = [p["image"] for p in last["content"] if p.get("type") == "image"] if cfg.context else []
+        messages = messages[:-1] + [user_message(f"{note}\n{state['question']}", [*kept, crop])]
         parents = [region["node"]]
     req = prompts.request(messages, cfg.max_tokens, prefix=prompts.think_prefix(cfg.think))
     (c,) = step.generate([req], stream=True)[0]

@@ -24,7 +24,7 @@ from PIL import Image
 from mmcot.agent.graph import run_turn, sqlite_checkpointer
 from mmcot.agent.state import Budget, Context, new_turn, png
 from mmcot.evals.item import Item
-from mmcot.models.backend import Backend
+from mmcot.models.backend import Backend, user_message
 from mmcot.reasoning import get_strategy, make_config
 from mmcot.reasoning.trace import Trace
 
@@ -144,9 +144,8 @@ def _turn(problem: Any, question: str | None, strategy: str, knobs: dict, first_
         raise ValueError("no question given")
     images = [img if img.mode == "RGB" else img.convert("RGB") for img in images]
     ids = [f"image_{first_id + i}" for i in range(len(images))]
-    content = [{"type": "image", "image": i} for i in ids] + [{"type": "text", "text": question}]
     stored = {i: png(img) if persist else img for i, img in zip(ids, images, strict=True)}
-    return new_turn({"role": "user", "content": content}, stored, question, strategy, knobs, choices=choices,
+    return new_turn(user_message(question, ids), stored, question, strategy, knobs, choices=choices,
                     category=category)  # fmt: skip
 
 

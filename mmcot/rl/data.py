@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mmcot.evals.item import Item
+from mmcot.models.backend import user_message
 
 
 class RLDataError(ValueError):
@@ -80,8 +81,7 @@ def heldout_items(args: DataArgs) -> list[Item]:
 def prompt_messages(item: Item) -> list[dict[str, Any]]:
     """The user turn for ``item``: its images, then the question. Image parts carry no pixels; TRL puts the row's
     ``images`` into them in order."""
-    user = [{"type": "image"} for _ in item.images] + [{"type": "text", "text": item.prompt()}]
-    return [{"role": "user", "content": user}]
+    return [user_message(item.prompt(), [None] * len(item.images))]
 
 
 def to_row(item: Item) -> dict[str, Any]:

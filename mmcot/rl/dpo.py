@@ -23,6 +23,7 @@ from typing import Any
 
 from trl import DPOConfig
 
+from mmcot.models.backend import user_message
 from mmcot.rl.jobs import JobArgs, JobError
 
 
@@ -119,8 +120,7 @@ def make_pairs(samples: list[dict], max_pairs: int, margin: float) -> list[tuple
 
 
 def _messages(item: Any) -> list[dict]:
-    content = [{"type": "image", "image": im} for im in item.images] + [{"type": "text", "text": item.prompt()}]
-    return [{"role": "user", "content": content}]
+    return [user_message(item.prompt(), item.images)]
 
 
 def main(cfg: DPOJobConfig) -> Path:

@@ -30,6 +30,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from mmcot.models.backend import user_message
 from mmcot.rl.jobs import JobArgs, JobError
 
 AGGREGATES = ("min", "last", "mean")
@@ -126,8 +127,8 @@ class ProcessRewardModel:
 
     def encode(self, images: list, question: str, chunks: list[str]) -> tuple[list[int], list[int]]:
         """Token ids of the prompt (images expanded) and the chunks, and the index of each chunk's last token."""
-        content = [{"type": "image"} for _ in images] + [{"type": "text", "text": question}]
-        prompt = self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+        prompt = self.processor.apply_chat_template([user_message(question, [None] * len(images))],
+                                                    add_generation_prompt=True)  # fmt: skip
         if images:
             ids = list(self.processor(text=[prompt], images=images, return_tensors="pt")["input_ids"][0].tolist())
         else:
@@ -332,8 +333,7 @@ def label(cfg: PRMJobConfig, items: list, model: Any, processor: Any, path: Path
 
 
 def _messages(item: Any) -> list[dict]:
-    content = [{"type": "image", "image": im} for im in item.images] + [{"type": "text", "text": item.prompt()}]
-    return [{"role": "user", "content": content}]
+    return [user_message(item.prompt(), item.images)]
 
 
 def evaluate_prm(prm: ProcessRewardModel, items: list, rows: list[dict]) -> dict[str, float]:

@@ -353,3 +353,38 @@ def test_broken_user_solvers_are_reported_not_raised(tmp_path, monkeypatch):
     summary = run(EvalConfig(out=str(tmp_path / "b"), data=str(path), solver="broken_solvers:wrong_output"), False)
     assert summary["errors"] == 2
     assert read_results(tmp_path / "b")["q0"]["error"].startswith("TypeError: the solver returned None")
+
+
+def test_blind_control_gives_each_item_another_items_images(tmp_path, monkeypatch):
+    user_solvers(
+        tmp_path,
+        monkeypatch,
+        "looker_solvers",
+        """
+        from mmcot.evals.solvers import Outcome
+
+        NAMES = {(255, 0, 0): "red", (0, 128, 0): "green", (0, 0, 255): "blue"}
+
+        class Looker:  # answers with the color it sees
+            name = "looker"
+            info = {}
+
+            def __call__(self, items):
+                return [Outcome(prediction=NAMES[it.image.getpixel((0, 0))]) for it in items]
+
+        def looker(cfg, items):
+            return Looker()
+        """,
+    )
+    (tmp_path / "data").mkdir()
+    lines = []
+    for color in ("red", "green", "blue"):
+        Image.new("RGB", (8, 8), color).save(tmp_path / "data" / f"{color}.png")
+        lines.append(json.dumps({"id": color, "image": f"{color}.png", "question": "What color?", "answer": color,
+                                 "category": "color"}))  # fmt: skip
+    (tmp_path / "data" / "items.jsonl").write_text("\n".join(lines) + "\n")
+    data = str(tmp_path / "data" / "items.jsonl")
+    seeing = run(EvalConfig(out=str(tmp_path / "a"), data=data, solver="looker_solvers:looker"), show_progress=False)
+    blind = run(EvalConfig(out=str(tmp_path / "b"), data=data, solver="looker_solvers:looker", blind=True), False)
+    assert (seeing["accuracy"], blind["accuracy"]) == (1.0, 0.0)
+    assert blind["config"]["blind"] is True

@@ -123,3 +123,36 @@ def test_lora_run_resumes_with_its_projector(pipeline, capsys):
     run_stage("sft", [*args, "--max_steps", "2"])  # the last --max_steps wins: a rerun goes on from checkpoint-1
     assert "resuming from" in capsys.readouterr().out
     assert (root / "lora" / "checkpoint-2" / "adapter_model.safetensors").is_file()
+
+
+def test_align_and_reinit_start_the_projector_at_the_text_embeddings_scale(pipeline, tmp_path):
+    """The shipped models' image tokens are 100x the size of their text tokens: align now starts the projector from
+    standardized tower features, sized like the text embeddings, and `sft --reinit_projector` restarts it so."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mmcot.evals.puzzles import generate
+    from mmcot.models.load import load_model
+
+    root, _, _, align = pipeline
+    with torch.no_grad():  # blow the projector up as the shipped one is, then restart it
+        folder = tmp_path / "big"
+        big, processor = load_model(str(align))
+        big.model.multi_modal_projector.linear_2.weight *= 100
+        big.save_pretrained(folder)
+        processor.save_pretrained(folder)
+    out = run_stage("sft", [*sft_args(root, folder, 1), "--output_dir", str(tmp_path / "re"), "--eval_per_family",
+                            "0", "--reinit_projector", "true"])  # fmt: skip
+    images = [it.images[0] for it in generate("count,attribute", n=4, split="val")]
+    ratios = []
+    for path in (align, folder, out):
+        model, processor = load_model(str(path))
+        pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            got = model.model.get_image_features(pixel_values=pixels)
+            feats = torch.cat(list(getattr(got, "pooler_output", got)))
+            text = model.get_input_embeddings().weight
+            ratios.append(float(feats.pow(2).mean().sqrt() / text.pow(2).mean().sqrt()))
+        assert feats.std(0).mean() > 0.1 * feats.pow(2).mean().sqrt()  # image tokens still differ from one another
+    assert 0.5 < ratios[0] < 2 and ratios[1] > 20 and 0.5 < ratios[2] < 2, ratios
+    assert "multi_modal_projector.linear_1.weight" in load_file(out / "model.safetensors")

@@ -8,6 +8,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from mmcot.models.backend import user_message
+
 QUESTION = "How many red squares are there?"
 
 
@@ -24,7 +26,7 @@ def coin(tiny_folder, tmp_path_factory, teach):
     ]
     convs = [
         [
-            {"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": QUESTION}]},
+            user_message(QUESTION, [image]),
             {"role": "assistant", "content": reply},
         ]
         for reply in replies
@@ -93,7 +95,7 @@ def test_prm_labels_trains_and_verifies(coin, tmp_path, monkeypatch):
                                             "<think>I look"])  # fmt: skip
     assert len(scores) == 2 and all(0.0 <= s <= 1.0 for s in scores)
     reward = PRMReward(prm_model=str(tmp_path / "final"))
-    prompt = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": QUESTION}]}]
+    prompt = [user_message(QUESTION, [image])]
     [r] = reward([[{"role": "assistant", "content": "That makes 2.</think><answer>2</answer>"}]], prompts=[prompt])
     assert 0.0 <= r <= 1.0
 
