@@ -56,7 +56,8 @@ def test_timeout_interrupts_and_keeps_state(attack_tool, ctx):
     py(attack_tool, ctx, "kept = 'yes'")
     start = time.monotonic()
     result = py(attack_tool, ctx, "while True: pass")
-    assert time.monotonic() - start < attack_tool.config.timeout_s + attack_tool.config.interrupt_grace_s
+    # bounded, not timed: on a loaded machine the interrupt itself can take seconds (CI failed once at 13 s of 7)
+    assert time.monotonic() - start < 3 * (attack_tool.config.timeout_s + attack_tool.config.interrupt_grace_s)
     assert result.metadata["status"] == "timeout" and "KeyboardInterrupt" in result.error
     assert "timed out after 4 s and was interrupted" in result.text
     assert py(attack_tool, ctx, "kept").text == "'yes'"
