@@ -117,7 +117,7 @@ def run(cfg: EvalConfig, show_progress: bool = True) -> dict[str, Any]:
 
 def blinded(items: list[Item]) -> list[Item]:
     """``items`` with each one's images swapped for those of the next item of its category (cyclically), so that
-    questions and answers stay and the images no longer belong to them."""
+    questions and answers stay and the images no longer belong to them. A category of one item keeps its images."""
     from dataclasses import replace
 
     groups: dict[str, list[int]] = {}

@@ -213,9 +213,9 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 256, fresh: 
     """Start the projector where a language model can read it: the tower's patch features are far from centered
     (a few large dimensions, norm ~40, while a fresh Llama's embeddings have norm ~1), and a default-initialized
     projector passed that on, so image tokens dwarfed text tokens (the models trained so answer the same with a
-    shuffled image; README, Models). The per-dimension mean and spread of the
-    features on ``n_images`` training puzzles are folded into the first linear layer (standardized inputs), and the
-    second is scaled so image tokens have the text embeddings' size. Plain weights: the checkpoint stays a LLaVA.
+    shuffled image; README, Models). The per-dimension mean and spread of the features on ``n_images`` training
+    puzzles are folded into the first linear layer (standardized inputs), and the second is scaled so image tokens
+    have the text embeddings' size. Plain weights: the checkpoint stays a LLaVA.
     ``fresh`` first resets the projector to LLaVA's initialization (a trained one is replaced)."""
     import torch
 
