@@ -4,7 +4,8 @@
 
 For ``--n`` validation puzzles of ``--family``, the direct-answer training conversation (``mmcot/models/data.py``) is
 scored twice: with the puzzle's own image and with the next puzzle's image. It prints the mean log-probability of the
-right answer's first token in both cases and their difference (the gap, in nats). A model that ignores its image has
+right answer's first token in both cases and their difference (the gap, in nats), and how often that token is the
+model's top choice. A model that ignores its image has
 a gap near 0; the gap grows as it learns to read it, well before greedy answers change (``mmcot eval --blind`` is the
 accuracy version of the same control).
 """
@@ -15,7 +16,8 @@ import argparse
 import random
 
 
-def first_token_logprob(model, processor, row: dict, images: list) -> float:
+def first_token(model, processor, row: dict, images: list) -> tuple[float, bool]:
+    """The right answer's first-token log-probability, and whether it is the model's top token."""
     import torch
 
     messages = row["messages"]
@@ -24,7 +26,8 @@ def first_token_logprob(model, processor, row: dict, images: list) -> float:
     n = len(processor(text=prompt, images=images, return_tensors="pt")["input_ids"][0])
     with torch.no_grad():
         logits = model(**full).logits[0, n - 1]
-    return float(torch.log_softmax(logits.float(), -1)[full["input_ids"][0, n]])
+    right = full["input_ids"][0, n]
+    return float(torch.log_softmax(logits.float(), -1)[right]), bool(logits.argmax() == right)
 
 
 def main() -> None:
@@ -41,11 +44,15 @@ def main() -> None:
     model.eval()
     rows = [conversation(puzzle(args.family, i, 0, "val"), "direct", random.Random(i)) for i in range(args.n)]
     rows = [r for r in rows if r]
-    seeing = [first_token_logprob(model, processor, r, r["images"]) for r in rows]
-    blind = [first_token_logprob(model, processor, r, rows[(i + 1) % len(rows)]["images"]) for i, r in enumerate(rows)]
-    mean_seeing, mean_blind = sum(seeing) / len(seeing), sum(blind) / len(blind)
-    print(f"{args.model} {args.family} (n={len(rows)}): first answer token log-prob {mean_seeing:.3f} with its image, "
-          f"{mean_blind:.3f} with another; gap {mean_seeing - mean_blind:+.3f}")  # fmt: skip
+    seeing = [first_token(model, processor, r, r["images"]) for r in rows]
+    blind = [first_token(model, processor, r, rows[(i + 1) % len(rows)]["images"]) for i, r in enumerate(rows)]
+
+    def mean(pairs: list, k: int) -> float:
+        return sum(p[k] for p in pairs) / len(pairs)
+
+    print(f"{args.model} {args.family} (n={len(rows)}): first answer token log-prob {mean(seeing, 0):.3f} with its "
+          f"image, {mean(blind, 0):.3f} with another; gap {mean(seeing, 0) - mean(blind, 0):+.3f}; first token right "
+          f"{mean(seeing, 1):.0%} seeing, {mean(blind, 1):.0%} blind")  # fmt: skip
 
 
 if __name__ == "__main__":

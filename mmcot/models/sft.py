@@ -73,7 +73,10 @@ class AlignConfig(LlavaStageArgs, TextArch, SFTConfig):
     tokenizer_path: str = field(default="runs/tiny/tokenizer", metadata={"help": "The tiny preset's tokenizer."})
     kinds: str = field(default="describe:1", metadata={"help": "Conversation kinds: stage 1 sees descriptions."})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (projector)."})
-    max_steps: int = field(default=200, metadata={"help": "Training steps."})
+    max_steps: int = field(
+        default=200,
+        metadata={"help": "Training steps (0: only the projector's closed-form start, see init_projector)."},
+    )
 
     def __post_init__(self):
         DataMix.__post_init__(self)
@@ -209,37 +212,80 @@ def build_for_align(cfg: AlignConfig):
     return model, processor, preset
 
 
-def init_projector(model, processor, seed: int = 0, n_images: int = 256, fresh: bool = False) -> None:
-    """Start the projector where a language model can read it: the tower's patch features are far from centered
-    (a few large dimensions, norm ~40, while a fresh Llama's embeddings have norm ~1), and a default-initialized
-    projector passed that on, so image tokens dwarfed text tokens (the models trained so answer the same with a
-    shuffled image; README, Models). The per-dimension mean and spread of the features on ``n_images`` training
-    puzzles are folded into the first linear layer (standardized inputs), and the second is scaled so image tokens
-    have the text embeddings' size. Plain weights: the checkpoint stays a LLaVA.
-    ``fresh`` first resets the projector to LLaVA's initialization (a trained one is replaced)."""
+def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: bool = False) -> None:
+    """Start the projector where the language model can read it: image tokens that already say, in the language
+    model's own word embeddings, what each patch shows. This is what LLaVA's stage 1 buys with a pretrained language
+    model, done in closed form, so it also serves a language model trained from scratch (tiny), whose stage 1 on a
+    frozen random model teaches nothing. Two steps, on ``n_images`` training puzzles:
+
+    1. The tower's patch features are far from centered (a few large dimensions, norm ~40; a default projector
+       passed that on, and the models trained so answered the same with a shuffled image, README, Models): their
+       per-dimension mean and spread are folded into the first linear layer.
+    2. The second layer is the ridge regression of each patch's words, from the puzzle metadata (``targets.py``):
+       the embeddings of its color and its shape (" red" + "red" + " triangle" + "triangle"; nothing for background),
+       then scaled so image tokens are the size of text tokens. A question's "triangle" then finds the triangle's
+       patches by embedding match, and the answer "red" is already in them (tied embeddings), which cut the steps a
+       tiny model needs before it reads its images several times over (README, Models).
+
+    Plain weights: the checkpoint stays a stock LLaVA. ``fresh`` first resets the projector to LLaVA's
+    initialization (a trained one is replaced)."""
     import torch
 
     from mmcot.evals.puzzles import generate
+    from mmcot.models.targets import COLORS, SHAPES, targets
 
-    items = generate("all", n=max(1, n_images // 12), seed=seed, split="train")
-    images = [im for it in items for im in it.images][:n_images]
-    pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+    vision = model.config.vision_config
+    grid = vision.image_size // vision.patch_size
+    items = generate("all", n=max(1, n_images // 10), seed=seed, split="train")
+    pairs = [(it, k) for it in items for k in range(len(it.images))][:n_images]
+    pixels = processor.image_processor([it.images[k] for it, k in pairs], return_tensors="pt")["pixel_values"]
+    embed = model.get_input_embeddings().weight.detach().float()
+    words = [word_embedding(processor.tokenizer, embed, w) for w in COLORS + SHAPES[1:]]
     proj = model.model.multi_modal_projector
     with torch.no_grad():
         if fresh:
             for linear in (proj.linear_1, proj.linear_2):
                 torch.nn.init.normal_(linear.weight, std=0.02)
                 torch.nn.init.zeros_(linear.bias)
-        hidden = model.model.vision_tower(pixels, output_hidden_states=True).hidden_states
-        feats = hidden[model.config.vision_feature_layer][:, 1:].flatten(0, 1)
+        layer, tower = model.config.vision_feature_layer, model.model.vision_tower
+        batches = [pixels[i : i + 64] for i in range(0, len(pixels), 64)]
+        feats = torch.cat([tower(b, output_hidden_states=True).hidden_states[layer][:, 1:] for b in batches])
+        feats = feats.flatten(0, 1).float()
         mean, spread = feats.mean(0), feats.std(0) + 1e-3
         proj.linear_1.weight /= spread
         proj.linear_1.bias -= proj.linear_1.weight @ mean
-        out = proj(feats)
-        text = model.get_input_embeddings().weight
-        scale = text.pow(2).mean().sqrt() / out.pow(2).mean().sqrt()
+        hidden = proj.act(proj.linear_1(feats.to(proj.linear_1.weight.dtype))).float()
+        want, known = torch.zeros(len(feats), embed.shape[1]), torch.zeros(len(feats), dtype=torch.bool)
+        for n, (item, k) in enumerate(pairs):
+            t = targets(item, k, vision.image_size, grid)
+            for p, (color, shape) in enumerate(zip(t["color"], t["shape"], strict=True)):
+                if color < 0:
+                    continue  # no geometry (mazes, digits): no word to align to
+                known[n * grid * grid + p] = True
+                if color > 0:
+                    want[n * grid * grid + p] += words[color - 1]
+                if shape > 0:
+                    want[n * grid * grid + p] += words[len(COLORS) + shape - 1]
+        if known.sum() >= hidden.shape[1]:
+            x = torch.cat([hidden, torch.ones(len(hidden), 1)], 1)[known]
+            ridge = 1e-2 * x.pow(2).sum() / x.shape[1] * torch.eye(x.shape[1])
+            w = torch.linalg.solve(x.T @ x + ridge, x.T @ want[known])
+            proj.linear_2.weight.copy_(w[:-1].T)
+            proj.linear_2.bias.copy_(w[-1])
+        out = proj(feats.to(proj.linear_1.weight.dtype)).float()
+        scale = embed.pow(2).mean().sqrt() / out.pow(2).mean().sqrt()
         proj.linear_2.weight *= scale
         proj.linear_2.bias *= scale
+
+
+def word_embedding(tokenizer, embed, word: str):
+    """The embedding of ``word`` as a language model meets it both mid-sentence (" red") and first ("red"); words
+    of several tokens are averaged."""
+    total = 0
+    for text in (" " + word, word):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        total = total + embed[ids].mean(0)
+    return total
 
 
 def build_for_sft(cfg: SftConfig):
@@ -295,7 +341,8 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset) -> Path:
     trainer = _grouped_trainer()(model=model, args=cfg, train_dataset=rows.as_dataset(), processing_class=processor,
                                 data_collator=Collator(processor))  # fmt: skip
     trainer.lengths = [rows.length_hint(i) for i in range(len(rows))]
-    trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
+    if cfg.max_steps:  # 0: the closed-form start alone (tiny's align, whose language model is still random)
+        trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
     out = Path(cfg.output_dir) / "final"
     trained = model.merge_and_unload() if hasattr(model, "merge_and_unload") and preset.base is None else model
     save_checkpoint(trained, processor, out, dtype=cfg.save_dtype if stage == "sft" else "float32", base=preset.base)

@@ -125,6 +125,35 @@ def test_lora_run_resumes_with_its_projector(pipeline, capsys):
     assert (root / "lora" / "checkpoint-2" / "adapter_model.safetensors").is_file()
 
 
+def test_align_starts_image_tokens_as_the_words_of_what_each_patch_shows(pipeline, tmp_path):
+    """max_steps 0: the closed-form start alone. On validation puzzles, an object patch's image token is nearest
+    (among the seven color words' embeddings) to its own color's word far above chance (1 in 7)."""
+    import torch
+
+    from mmcot.evals.puzzles import generate
+    from mmcot.models.load import load_model
+    from mmcot.models.sft import word_embedding
+    from mmcot.models.targets import COLORS, targets
+
+    root, tok, vis, _ = pipeline
+    out = run_stage("align", ["--output_dir", str(tmp_path / "a0"), "--vision_path", str(vis), "--tokenizer_path",
+                              str(tok), *TEXT, *QUIET, "--max_steps", "0", "--eval_per_family", "0"])  # fmt: skip
+    assert not any((tmp_path / "a0").glob("checkpoint-*"))
+    model, processor = load_model(str(out))
+    embed = model.get_input_embeddings().weight
+    words = torch.stack([word_embedding(processor.tokenizer, embed, c) for c in COLORS])
+    items = generate("attribute,count,spatial", n=8, split="val")
+    pixels = processor.image_processor([it.images[0] for it in items], return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        got = model.model.get_image_features(pixel_values=pixels)
+        tokens = torch.stack(list(getattr(got, "pooler_output", got))).flatten(0, 1)
+    size, patch = model.config.vision_config.image_size, model.config.vision_config.patch_size
+    colors = torch.tensor([c for it in items for c in targets(it, 0, size, size // patch)["color"]])
+    objects = colors > 0
+    accuracy = float(((tokens[objects] @ words.T).argmax(-1) == colors[objects] - 1).float().mean())
+    assert int(objects.sum()) > 20 and accuracy > 0.25, accuracy  # this 2-step 32 px tower reads color at ~0.5
+
+
 def test_align_and_reinit_start_the_projector_at_the_text_embeddings_scale(pipeline, tmp_path):
     """The shipped models' image tokens are 100x the size of their text tokens: align now starts the projector from
     standardized tower features, sized like the text embeddings, and `sft --reinit_projector` restarts it so."""
