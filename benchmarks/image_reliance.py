@@ -5,9 +5,8 @@
 For ``--n`` validation puzzles of ``--family``, the direct-answer training conversation (``mmcot/models/data.py``) is
 scored twice: with the puzzle's own image and with the next puzzle's image. It prints the mean log-probability of the
 right answer's first token in both cases and their difference (the gap, in nats), and how often that token is the
-model's top choice. A model that ignores its image has
-a gap near 0; the gap grows as it learns to read it, well before greedy answers change (``mmcot eval --blind`` is the
-accuracy version of the same control).
+model's top choice. A model that ignores its image has a gap near 0; the gap grows as it learns to read it, well
+before greedy answers change (``mmcot eval --blind`` is the accuracy version of the same control).
 """
 
 from __future__ import annotations

@@ -99,8 +99,9 @@ class SftConfig(LlavaStageArgs, SFTConfig):
     max_steps: int = field(default=2000, metadata={"help": "Training steps."})
     reinit_projector: bool = field(
         default=False,
-        metadata={"help": "Start the projector afresh from the tower's feature statistics (what align does), e.g. "
-                  "to continue a model whose language model learned to ignore its image tokens."},
+        metadata={"help": "Start the projector afresh the way align does (init_projector: standardized tower "
+                  "features, image tokens as the words of what each patch shows), e.g. to continue a model whose "
+                  "language model learned to ignore its image tokens."},
     )  # fmt: skip
 
     def __post_init__(self):
@@ -224,8 +225,9 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: 
     2. The second layer is the ridge regression of each patch's words, from the puzzle metadata (``targets.py``):
        the embeddings of its color and its shape (" red" + "red" + " triangle" + "triangle"; nothing for background),
        then scaled so image tokens are the size of text tokens. A question's "triangle" then finds the triangle's
-       patches by embedding match, and the answer "red" is already in them (tied embeddings), which cut the steps a
-       tiny model needs before it reads its images several times over (README, Models).
+       patches by embedding match, and the answer "red" is already in them (tied embeddings). Measured on tiny
+       (README, Models): in 150 steps a larger likelihood gap between its own image and another's (+0.31) than the
+       standardization alone gave in 400 (+0.18).
 
     Plain weights: the checkpoint stays a stock LLaVA. ``fresh`` first resets the projector to LLaVA's
     initialization (a trained one is replaced)."""
