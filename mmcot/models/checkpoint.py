@@ -27,6 +27,7 @@ def save_checkpoint(model, processor, out: str | Path, dtype: str = "float16", b
         model.save_pretrained(out, state_dict=state)
         return out
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner.config.architectures = [type(inner).__name__]  # what vLLM and the Auto classes dispatch on
     inner.config.save_pretrained(out)
     inner.generation_config.save_pretrained(out)
     own = {

@@ -103,6 +103,11 @@ class SftConfig(LlavaStageArgs, SFTConfig):
                   "features, image tokens as the words of what each patch shows), e.g. to continue a model whose "
                   "language model learned to ignore its image tokens."},
     )  # fmt: skip
+    freeze_projector: bool = field(
+        default=False,
+        metadata={"help": "Keep the projector as stage 1 left it (e.g. the word start of align --max_steps 0) and "
+                  "train only the language side."},
+    )  # fmt: skip
 
     def __post_init__(self):
         DataMix.__post_init__(self)
@@ -321,13 +326,13 @@ def build_for_sft(cfg: SftConfig):
         base = model
         base.model.language_model.requires_grad_(True)
         base.lm_head.requires_grad_(True)
-    base.model.multi_modal_projector.requires_grad_(True)
+    base.model.multi_modal_projector.requires_grad_(not cfg.freeze_projector)
     if cfg.train_vision:
         base.model.vision_tower.requires_grad_(True)
     return model, processor, preset
 
 
-def train(cfg: LlavaStageArgs, stage: str, model, processor, preset) -> Path:
+def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: float) -> Path:
     """Train with SFTTrainer (resuming), evaluate, save the model with its card; returns the saved folder."""
     from mmcot.models.card import write_card
     from mmcot.models.checkpoint import save_checkpoint
@@ -335,7 +340,6 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset) -> Path:
     from mmcot.models.stage import last_checkpoint, log_config
 
     config = log_config(cfg, stage)
-    start = time.time()
     rows = Rows(cfg, cfg.train_samples)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -343,7 +347,7 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset) -> Path:
     trainer = _grouped_trainer()(model=model, args=cfg, train_dataset=rows.as_dataset(), processing_class=processor,
                                 data_collator=Collator(processor))  # fmt: skip
     trainer.lengths = [rows.length_hint(i) for i in range(len(rows))]
-    if cfg.max_steps:  # 0: the closed-form start alone (tiny's align, whose language model is still random)
+    if cfg.max_steps:  # 0: the closed-form start alone (init_projector, in build_for_align)
         trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
     out = Path(cfg.output_dir) / "final"
     trained = model.merge_and_unload() if hasattr(model, "merge_and_unload") and preset.base is None else model
@@ -356,12 +360,14 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset) -> Path:
         saved, saved_processor = load_model(str(out))  # what users get, saved dtype included
         evals["direct, test split"] = quick_eval(saved, saved_processor, cfg.eval_per_family, cfg.families)
         del saved
+    what = ""
+    if preset.lora and stage == "sft":
+        what = " (LoRA adapters)" if getattr(cfg, "freeze_projector", False) else " (LoRA adapters + projector)"
     facts = {
         "data": f"generated conversations (train split): families {cfg.families}, kinds {cfg.kinds}",
         "steps": f"{trainer.state.global_step} x {cfg.per_device_train_batch_size} conversations",
         "seed": f"{cfg.seed} (data seed {cfg.data_seed})",
-        "trained": f"{trainable / 1e6:.2f} M of {total / 1e6:.2f} M parameters"
-        + (" (LoRA adapters + projector)" if preset.lora and stage == "sft" else ""),
+        "trained": f"{trainable / 1e6:.2f} M of {total / 1e6:.2f} M parameters{what}",
         "weights": f"stored as {cfg.save_dtype if stage == 'sft' else 'float32'}",
     }
     if preset.base:
@@ -411,8 +417,7 @@ def quick_eval(model, processor, per_family: int, families: str = "all", seed: i
 
 
 def main(cfg: AlignConfig | SftConfig) -> Path:
+    start = time.time()  # the wall time in the card includes building the model (align's closed-form start)
     if isinstance(cfg, AlignConfig):
-        model, processor, preset = build_for_align(cfg)
-        return train(cfg, "align", model, processor, preset)
-    model, processor, preset = build_for_sft(cfg)
-    return train(cfg, "sft", model, processor, preset)
+        return train(cfg, "align", *build_for_align(cfg), start)
+    return train(cfg, "sft", *build_for_sft(cfg), start)

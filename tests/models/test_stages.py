@@ -125,6 +125,22 @@ def test_lora_run_resumes_with_its_projector(pipeline, capsys):
     assert (root / "lora" / "checkpoint-2" / "adapter_model.safetensors").is_file()
 
 
+def test_sft_can_keep_the_projector_as_align_left_it(pipeline):
+    """--freeze_projector: stage 2 trains the language side only (smol keeps its word start so, README, Models)."""
+    import torch
+
+    from mmcot.models.load import load_model
+
+    root, _, _, align = pipeline
+    out = run_stage("sft", [*sft_args(root, align, 1), "--output_dir", str(root / "frozen"), "--lora_r", "4",
+                            "--eval_per_family", "0", "--freeze_projector", "true", "--save_dtype", "float32"])  # fmt: skip
+    before, after = (load_model(str(p))[0].model for p in (align, out))
+    for a, b in zip(before.multi_modal_projector.parameters(), after.multi_modal_projector.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(before.language_model.parameters(),
+                                                     after.language_model.parameters(), strict=True))  # fmt: skip
+
+
 def test_align_starts_image_tokens_as_the_words_of_what_each_patch_shows(pipeline, tmp_path):
     """max_steps 0: the closed-form start alone. On validation puzzles, an object patch's image token is nearest
     (among the seven color words' embeddings) to its own color's word far above chance (1 in 7)."""
