@@ -95,6 +95,8 @@ def add_eval_run(folder: str | Path, run: str | Path, command: str = "") -> Path
     name = summary.get("solver", {}).get("name", Path(run).name)
     config = summary.get("config", {})
     where = f"{config.get('data', 'suite')}, {config.get('split', 'test')} split, n={config.get('n', '?')} per family"
+    if config.get("blind"):
+        where += ", blind: each image swapped for another item's"
     return add_eval(folder, f"mmcot eval: {name} ({where})", result)
 
 
