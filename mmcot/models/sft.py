@@ -362,7 +362,8 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: floa
         del saved
     what = ""
     if preset.lora and stage == "sft":
-        what = " (LoRA adapters)" if getattr(cfg, "freeze_projector", False) else " (LoRA adapters + projector)"
+        projector = any(p.requires_grad for n, p in model.named_parameters() if "multi_modal_projector" in n)
+        what = " (LoRA adapters + projector)" if projector else " (LoRA adapters)"
     facts = {
         "data": f"generated conversations (train split): families {cfg.families}, kinds {cfg.kinds}",
         "steps": f"{trainer.state.global_step} x {cfg.per_device_train_batch_size} conversations",
