@@ -164,7 +164,8 @@ def _grouped_trainer():
 
                 extra = {n: p.detach().contiguous() for n, p in self.model.named_parameters()
                          if p.requires_grad and "lora_" not in n}  # fmt: skip
-                save_file(extra, Path(output_dir or self.args.output_dir) / TRAINED_BESIDE_ADAPTER)
+                if extra:  # nothing when the projector is frozen (--freeze_projector)
+                    save_file(extra, Path(output_dir or self.args.output_dir) / TRAINED_BESIDE_ADAPTER)
 
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             model = model or self.model
@@ -210,7 +211,8 @@ def build_for_align(cfg: AlignConfig):
     torch.manual_seed(cfg.seed)
     model, processor = preset.build(arch, cfg, cfg.tokenizer_path if preset.trains_tokenizer else None)
     model.model.vision_tower.load_state_dict(tower.state_dict())
-    init_projector(model, processor, cfg.seed)
+    heads = Path(cfg.vision_path) / "heads.pt"
+    init_projector(model, processor, cfg.seed, heads=torch.load(heads) if heads.is_file() else None)
     model.requires_grad_(False)
     model.model.multi_modal_projector.requires_grad_(True)
     if cfg.train_vision:
@@ -218,7 +220,7 @@ def build_for_align(cfg: AlignConfig):
     return model, processor, preset
 
 
-def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: bool = False) -> None:
+def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: bool = False, heads=None) -> None:
     """Start the projector where the language model can read it: image tokens that already say, in the language
     model's own word embeddings, what each patch shows. This is what LLaVA's stage 1 buys with a pretrained language
     model, done in closed form, so it also serves a language model trained from scratch (tiny), whose stage 1 on a
@@ -229,8 +231,10 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: 
        per-dimension mean and spread are folded into the first linear layer.
     2. The second layer is the ridge regression of each patch's words, from the puzzle metadata (``targets.py``):
        the embeddings of its color and its shape (" red" + "red" + " triangle" + "triangle"; nothing for background),
-       then scaled so image tokens are the size of text tokens. A question's "triangle" then finds the triangle's
-       patches by embedding match, and the answer "red" is already in them (tied embeddings). Measured on tiny
+       then scaled so image tokens are the size of text tokens. With ``heads`` (the vision stage's ``heads.pt``),
+       the tower's own color and shape heads are the first hidden units the regression reads: on test puzzles the
+       nearest color word of an object patch's token is then its own color for 88% of patches, 79% without. A
+       question's "triangle" then finds the triangle's patches by embedding match, and the answer "red" is already in them (tied embeddings). Measured on tiny
        (README, Models): in 150 steps a larger likelihood gap between its own image and another's (+0.31) than the
        standardization alone gave in 400 (+0.18).
 
@@ -261,6 +265,10 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: 
         mean, spread = feats.mean(0), feats.std(0) + 1e-3
         proj.linear_1.weight /= spread
         proj.linear_1.bias -= proj.linear_1.weight @ mean
+        if heads is not None:  # the tower's own color and shape heads (vision stage) as the first hidden units
+            w = torch.cat([heads["color.weight"], heads["shape.weight"]])
+            proj.linear_1.weight[: len(w)] = w.to(proj.linear_1.weight.dtype)
+            proj.linear_1.bias[: len(w)] = torch.cat([heads["color.bias"], heads["shape.bias"]])
         hidden = proj.act(proj.linear_1(feats.to(proj.linear_1.weight.dtype))).float()
         want, known = torch.zeros(len(feats), embed.shape[1]), torch.zeros(len(feats), dtype=torch.bool)
         for n, (item, k) in enumerate(pairs):

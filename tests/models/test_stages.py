@@ -130,10 +130,15 @@ def test_sft_can_keep_the_projector_as_align_left_it(pipeline):
     import torch
 
     from mmcot.models.load import load_model
+    from mmcot.models.sft import TRAINED_BESIDE_ADAPTER
 
     root, _, _, align = pipeline
     out = run_stage("sft", [*sft_args(root, align, 1), "--output_dir", str(root / "frozen"), "--lora_r", "4",
                             "--eval_per_family", "0", "--freeze_projector", "true", "--save_dtype", "float32"])  # fmt: skip
+    assert (root / "frozen" / "checkpoint-1").is_dir()
+    assert not list(
+        (root / "frozen").glob(f"checkpoint-*/{TRAINED_BESIDE_ADAPTER}")
+    )  # nothing but the adapter trained
     before, after = (load_model(str(p))[0].model for p in (align, out))
     for a, b in zip(before.multi_modal_projector.parameters(), after.multi_modal_projector.parameters(), strict=True):
         assert torch.equal(a, b)
@@ -156,6 +161,8 @@ def test_align_starts_image_tokens_as_the_words_of_what_each_patch_shows(pipelin
                               str(tok), *TEXT, *QUIET, "--max_steps", "0", "--eval_per_family", "0"])  # fmt: skip
     assert not any((tmp_path / "a0").glob("checkpoint-*"))
     model, processor = load_model(str(out))
+    heads = torch.load(vis / "heads.pt")  # the tower's color and shape heads are the projector's first hidden units
+    assert torch.equal(model.model.multi_modal_projector.linear_1.weight[:8], heads["color.weight"].to(model.dtype))
     embed = model.get_input_embeddings().weight
     words = torch.stack([word_embedding(processor.tokenizer, embed, c) for c in COLORS])
     items = generate("attribute,count,spatial", n=8, split="val")
