@@ -234,8 +234,8 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: 
        then scaled so image tokens are the size of text tokens. With ``heads`` (the vision stage's ``heads.pt``),
        the tower's own color and shape heads are the first hidden units the regression reads: on test puzzles the
        nearest color word of an object patch's token is then its own color for 88% of patches, 79% without. A
-       question's "triangle" then finds the triangle's patches by embedding match, and the answer "red" is already in them (tied embeddings). Measured on tiny
-       (README, Models): in 150 steps a larger likelihood gap between its own image and another's (+0.31) than the
+       question's "triangle" then finds the triangle's patches by embedding match, and the answer "red" is already in
+       them (tied embeddings). Measured on tiny (README, Models): in 150 steps a larger likelihood gap between its own image and another's (+0.31) than the
        standardization alone gave in 400 (+0.18).
 
     Plain weights: the checkpoint stays a stock LLaVA. ``fresh`` first resets the projector to LLaVA's
@@ -373,7 +373,8 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: floa
         projector = any(p.requires_grad for n, p in model.named_parameters() if "multi_modal_projector" in n)
         what = " (LoRA adapters + projector)" if projector else " (LoRA adapters)"
     facts = {
-        "data": f"generated conversations (train split): families {cfg.families}, kinds {cfg.kinds}",
+        "data": f"generated conversations (train split): families {cfg.families} (extra weights "
+        f"{cfg.family_weights or 'none'}), kinds {cfg.kinds}",
         "steps": f"{trainer.state.global_step} x {cfg.per_device_train_batch_size} conversations",
         "seed": f"{cfg.seed} (data seed {cfg.data_seed})",
         "trained": f"{trainable / 1e6:.2f} M of {total / 1e6:.2f} M parameters{what}",
