@@ -107,3 +107,27 @@ def tiny_folder(tmp_path_factory):
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def packaged_base(monkeypatch):
+    """``register(model, tokenizer) -> "test-base"``: a packaged base language model (as SmolLM2 is for smol) holding a
+    copy of ``model``'s language model, so smol-style adapter folders are tested without SmolLM2."""
+    import copy
+
+    import torch
+
+    from mmcot.models import load
+
+    def register(model, tokenizer) -> str:
+        lm, head = copy.deepcopy(model.model.language_model), copy.deepcopy(model.lm_head)
+
+        class Base(torch.nn.Module):  # what smol_base returns: (a causal LM with .model, tokenizer)
+            def __init__(self):
+                super().__init__()
+                self.model, self.lm_head = lm, head
+
+        monkeypatch.setitem(load.BASES, "test-base", lambda: (Base(), tokenizer))
+        return "test-base"
+
+    return register

@@ -26,7 +26,7 @@ from mmcot.evals.score import extract_answer
 from mmcot.models.backend import Completion, Request, Sampling
 
 log = logging.getLogger(__name__)
-THINK = "<think>"
+THINK, END_THINK = "<think>", "</think>"
 TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.S)
 EVENT_OF_KIND = {"thought": "thought", "tool_call": "tool_call", "tool_result": "tool_result", "score": "score"}
 
@@ -86,7 +86,11 @@ class Step:
     def generate(self, requests: list[Request], stream: bool = False) -> list[list[Completion]]:
         """Run requests in one backend call (the backend batches them and shares each prompt's prefill across its
         ``n`` samples). Max tokens are capped so the turn's token budget holds. With ``stream`` (a reasoning step
-        the user watches), a single sample streams its tokens as events when the run streams tokens."""
+        the user watches), a single sample streams its tokens as events when the run streams tokens.
+
+        A model never taught to think (the shipped smol) ends its turn inside the ``<think>`` it was given: what it
+        wrote there was its reply, so it comes back after an empty thought (``</think>``). One that ends at once,
+        writing nothing, is asked once more without the ``<think>``. Either way its reply is not silently lost."""
         if self.ctx.cancel is not None and self.ctx.cancel.is_set():
             raise OutOfBudget("cancelled")
         left = self.ctx.tokens_left(self.state) - int(self.usage.get("completion_tokens", 0))
@@ -101,18 +105,31 @@ class Step:
             )
             for r in requests
         ]
-        single = len(requests) == 1 and requests[0].n == 1
+        out = self._call(capped, requests, stream)
+        opened = [i for i, r in enumerate(requests) if r.prefix == THINK and set(r.sampling.stop) <= {"</tool_call>"}]
+        for i in opened:
+            out[i] = [replace(c, text=END_THINK + c.text) if _ended_in_thought(c) else c for c in out[i]]
+        silent = [i for i in opened if not self.ctx.opens_think and all(c.text == END_THINK for c in out[i])]
+        if silent:
+            again = self._call([replace(capped[i], prefix="") for i in silent], None, stream)
+            for i, completions in zip(silent, again, strict=True):
+                out[i] = [replace(c, text=END_THINK + c.text) for c in completions]
+        return out
+
+    def _call(self, capped: list[Request], wanted: list[Request] | None, stream: bool) -> list[list[Completion]]:
+        """One backend call, its usage counted (``wanted``: the requests before the budget cap, if any)."""
+        single = len(capped) == 1 and capped[0].n == 1
         if stream and self.ctx.stream_tokens and single:
             out = [[self._stream(capped[0])]]
         else:
             out = self.ctx.backend.generate(capped)
-        self.usage["model_calls"] = self.usage.get("model_calls", 0) + len(requests)
-        for req, wanted, completions in zip(capped, requests, out, strict=True):
+        self.usage["model_calls"] = self.usage.get("model_calls", 0) + len(capped)
+        for req, want, completions in zip(capped, wanted or capped, out, strict=True):
             self.usage["prompt_tokens"] = self.usage.get("prompt_tokens", 0) + completions[0].prompt_tokens
             self.usage["completion_tokens"] = self.usage.get("completion_tokens", 0) + sum(
                 c.completion_tokens for c in completions
             )
-            if req.sampling.max_tokens < wanted.sampling.max_tokens and any(
+            if req.sampling.max_tokens < want.sampling.max_tokens and any(
                 c.finish_reason == "length" for c in completions
             ):
                 self.usage["capped"] = 1  # the token budget cut a generation short
@@ -245,6 +262,11 @@ def finish(state: State, step: Step) -> dict:
 
 
 # ---- the model-and-tools loop (image-loop, react, chat) ----
+
+
+def _ended_in_thought(c: Completion) -> bool:
+    """Whether a completion that opened with ``<think>`` ended its turn (not its token budget) without closing it."""
+    return c.finish_reason == "stop" and END_THINK not in c.text and "<tool_call>" not in c.text
 
 
 def answer_of(text: str) -> str:

@@ -231,20 +231,34 @@ def finish(
 ) -> Path:
     """Save the trained model to ``output_dir/final`` with a model card (and publish it if asked); returns it."""
     from mmcot.models.card import write_card
-    from mmcot.models.checkpoint import save_checkpoint
+    from mmcot.models.checkpoint import save_checkpoint, stack_adapters
 
     final = Path(cfg.output_dir) / "final"
     if not trainer.accelerator.is_main_process:
         return final
     model = trainer.accelerator.unwrap_model(trainer.model)
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-    save_checkpoint(model, processor, final)
+    start = _adapter_start(cfg.model)
+    if start and hasattr(model, "peft_config"):  # LoRA on smol: keep its small format, both adapters in one
+        base = json.loads((start / "mmcot_base.json").read_text())["base"]
+        save_checkpoint(model, processor, final, base=base)
+        stack_adapters(start, final)
+    else:
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        save_checkpoint(model, processor, final)
     config = {k: v for k, v in asdict(cfg).items() if not k.startswith("_")}
     write_card(final, f"mmcot {job}: {cfg.model} → {cfg.publish or final}", job, config, facts, wall_s, evals)
     if cfg.publish:
         publish(final, cfg.publish)
     return final
+
+
+def _adapter_start(spec: str) -> Path | None:
+    """The starting model's folder when it is a smol-style adapter folder with a LoRA adapter, else None."""
+    from mmcot.models.load import resolve
+
+    folder, _ = resolve(spec)
+    return folder if (folder / "mmcot_base.json").is_file() and (folder / "adapter_config.json").is_file() else None
 
 
 PUBLISH_LIMIT_MB = 20  # shipped checkpoints stay small: the repository holds about 40 MB of them in all

@@ -227,6 +227,18 @@ def run(args: list[str], home: Path, stdin: str = "") -> subprocess.CompletedPro
     )
 
 
+def test_the_default_chat_model_answers_in_words(tmp_path, picture):
+    """The chat's default model (the shipped smol, never taught to think) answers a plain question and a question
+    about an image through ``mmcot chat -p``: a reply in words, not "(no answer)"."""
+    home = tmp_path / "home"
+    r = run(["chat", "-p", "Give me two tips for staying focused."], home)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.split()) >= 5 and "(no answer)" not in r.stdout, r.stdout
+    r = run(["chat", "-p", "What color is the circle?", "--image", str(picture)], home)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() and "(no answer)" not in r.stdout, r.stdout
+
+
 @pytest.mark.slow
 def test_the_command_answers_once_lists_and_resumes(tmp_path, picture):
     home = tmp_path / "home"

@@ -29,3 +29,23 @@ def test_a_thinking_model_gets_no_second_think(make_backend, image):
     trace = solve(image, "q?", strategy="cot", backend=backend)
     assert backend.calls[0][0].prefix == ""
     assert trace.answer == "1" and trace.nodes[0].text == "<think>one</think><answer>1</answer>"
+
+
+@pytest.mark.parametrize("strategy", ["cot", "image-loop"])
+def test_a_model_that_ends_right_after_think_is_asked_again_without_it(make_backend, image, strategy):
+    """smol was not taught to think: given <think> it ends its turn at once. It is asked once more without the
+    prefix, so its answer is kept (an empty thought, then the answer), not silently lost."""
+    backend = make_backend(lambda r: "" if r.prefix == "<think>" else "blue")
+    trace = solve(image, "What color?", strategy=strategy, backend=backend)
+    assert [call[0].prefix for call in backend.calls] == ["<think>", ""]
+    assert trace.answer == "blue" and trace.model_calls == 2
+    assert trace.nodes[0].text == "<think></think>blue"
+
+
+def test_a_reply_left_inside_think_is_the_reply(make_backend, image):
+    """Given <think>, smol writes its reply and ends its turn without closing the thought: that text is its reply
+    (chat shows it), not a thought with no answer. One model call."""
+    backend = make_backend(lambda r: "Take short breaks.")
+    trace = solve(image, "Any tip?", strategy="image-loop", backend=backend)
+    assert trace.answer == "Take short breaks." and trace.model_calls == 1
+    assert trace.nodes[0].text == "<think></think>Take short breaks."

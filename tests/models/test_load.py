@@ -93,7 +93,7 @@ def test_adapter_folder_needs_a_known_base(tiny, tmp_path):
         load_model(str(tmp_path / "adapter"))
 
 
-def test_adapter_folder_round_trip_with_lora(tiny, tmp_path, monkeypatch):
+def test_adapter_folder_round_trip_with_lora(tiny, tmp_path, packaged_base):
     """A smol-style folder (tower + projector + LoRA adapter on a packaged base), with the tiny LM standing in for
     the base so the test needs no SmolLM2: loading rebuilds the same model."""
     import copy
@@ -101,15 +101,7 @@ def test_adapter_folder_round_trip_with_lora(tiny, tmp_path, monkeypatch):
     from peft import LoraConfig, get_peft_model
 
     model, processor = copy.deepcopy(tiny[0]), tiny[1]
-    base_lm = copy.deepcopy(model.model.language_model)
-    base_head = copy.deepcopy(model.lm_head)
-
-    class Wrapped(torch.nn.Module):  # what smol_base returns: (a causal LM with .model, tokenizer)
-        def __init__(self):
-            super().__init__()
-            self.model, self.lm_head = base_lm, base_head
-
-    monkeypatch.setitem(load_mod.BASES, "test-base", lambda: (Wrapped(), processor.tokenizer))
+    packaged_base(model, processor.tokenizer)
     peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=r".*language_model.*\.(q_proj|v_proj)"))
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
@@ -120,6 +112,33 @@ def test_adapter_folder_round_trip_with_lora(tiny, tmp_path, monkeypatch):
     want = peft_model.eval()(**x).logits
     loaded, _ = load_model(str(tmp_path / "ad"))
     assert torch.allclose(want, loaded(**x).logits, atol=1e-4)
+
+
+def test_lora_trained_on_an_adapter_folder_stacks_into_one_adapter(tiny, tmp_path, packaged_base):
+    """RL with LoRA on smol trains a second adapter on top of the first merged; stack_adapters folds both into the
+    folder's one adapter (rank r1 + r2), and loading it gives the model that was trained."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    from mmcot.models.checkpoint import stack_adapters
+
+    model, processor = copy.deepcopy(tiny[0]), tiny[1]
+    packaged_base(model, processor.tokenizer)
+    targets = r".*language_model.*\.(q_proj|v_proj|up_proj)"
+    for r, alpha, folder in ((4, 8, "first"), (2, 16, "second")):
+        peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, target_modules=targets))
+        with torch.no_grad():
+            for name, p in peft_model.named_parameters():
+                if "lora_B" in name:
+                    p.normal_(0, 0.5)
+        save_checkpoint(peft_model, processor, tmp_path / folder, dtype="float32", base="test-base")
+        model = peft_model.merge_and_unload()
+    stack_adapters(tmp_path / "first", tmp_path / "second", dtype="float32")
+    assert json.loads((tmp_path / "second" / "adapter_config.json").read_text())["r"] == 6
+    x = inputs(processor)
+    loaded, _ = load_model(str(tmp_path / "second"))
+    assert torch.allclose(model.eval()(**x).logits, loaded(**x).logits, atol=1e-4)
 
 
 def test_missing_smol_package_says_what_to_install(monkeypatch, tmp_path):

@@ -60,6 +60,29 @@ def test_grpo_cli_trains_logs_saves_and_resumes(tiny_folder, tmp_path):
     assert [h["step"] for h in heldout] == [0, 2, 3]  # the resumed run keeps what it measured before
 
 
+def test_lora_run_on_an_adapter_folder_saves_in_its_small_format(tiny_folder, tmp_path, packaged_base):
+    """LoRA RL from a smol-style folder (tower + projector + adapter on a packaged base; the tiny LM stands in for
+    SmolLM2) saves the same small format, both adapters folded into one, not a merged copy of the base."""
+    from peft import LoraConfig, get_peft_model
+
+    from mmcot.models.checkpoint import save_checkpoint
+    from mmcot.models.load import load_model
+
+    model, processor = load_model(str(tiny_folder))
+    packaged_base(model, processor.tokenizer)
+    lora = LoraConfig(
+        r=4, target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+    )
+    save_checkpoint(get_peft_model(model, lora), processor, tmp_path / "start", base="test-base")
+    out = tmp_path / "run"
+    code, output = run(*small(tmp_path / "start", out, "--max_steps", "1", "--lora_r", "2"))
+    assert code == 0, output
+    final = out / "final"
+    assert json.loads((final / "mmcot_base.json").read_text()) == {"base": "test-base"}
+    assert json.loads((final / "adapter_config.json").read_text())["r"] == 6
+    load_model(str(final))
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
