@@ -52,6 +52,16 @@ def resolve(spec: str) -> tuple[Path, bool]:
     )
 
 
+def adapter_folder(spec: str) -> Path | None:
+    """The folder of a spec when it is a smol-style folder with a LoRA adapter (which LoRA training on top of it
+    extends, see :func:`mmcot.models.checkpoint.stack_adapters`), else None."""
+    try:
+        folder, _ = resolve(spec)
+    except ModelError:
+        return None
+    return folder if (folder / "mmcot_base.json").is_file() and (folder / "adapter_config.json").is_file() else None
+
+
 def load_model(spec: str, dtype: str = "float32", device: str = "cpu"):
     """``(model, processor)`` for a spec (see the module doc), in eval mode, on ``device``."""
     folder, think = resolve(spec)

@@ -232,12 +232,13 @@ def finish(
     """Save the trained model to ``output_dir/final`` with a model card (and publish it if asked); returns it."""
     from mmcot.models.card import write_card
     from mmcot.models.checkpoint import save_checkpoint, stack_adapters
+    from mmcot.models.load import adapter_folder
 
     final = Path(cfg.output_dir) / "final"
     if not trainer.accelerator.is_main_process:
         return final
     model = trainer.accelerator.unwrap_model(trainer.model)
-    start = _adapter_start(cfg.model)
+    start = adapter_folder(cfg.model)
     if start and hasattr(model, "peft_config"):  # LoRA on smol: keep its small format, both adapters in one
         base = json.loads((start / "mmcot_base.json").read_text())["base"]
         save_checkpoint(model, processor, final, base=base)
@@ -251,14 +252,6 @@ def finish(
     if cfg.publish:
         publish(final, cfg.publish)
     return final
-
-
-def _adapter_start(spec: str) -> Path | None:
-    """The starting model's folder when it is a smol-style adapter folder with a LoRA adapter, else None."""
-    from mmcot.models.load import resolve
-
-    folder, _ = resolve(spec)
-    return folder if (folder / "mmcot_base.json").is_file() and (folder / "adapter_config.json").is_file() else None
 
 
 PUBLISH_LIMIT_MB = 20  # shipped checkpoints stay small: the repository holds about 40 MB of them in all
