@@ -88,7 +88,13 @@ class AlignConfig(LlavaStageArgs, TextArch, SFTConfig):
 @dataclass
 class SftConfig(LlavaStageArgs, SFTConfig):
     output_dir: str = field(default="", metadata={"help": "Where checkpoints and the model go (runs/PRESET/sft)."})
-    init_path: str = field(default="", metadata={"help": "The stage-1 model to start from (runs/PRESET/align/final)."})
+    init_path: str = field(
+        default="",
+        metadata={
+            "help": "The model to start from: the stage-1 output (runs/PRESET/align/final), or a trained smol "
+            "to continue (its adapter and the new LoRA are saved as one)."
+        },
+    )
     lora_r: int = field(default=0, metadata={"help": "LoRA rank on the language model (0: train it whole)."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_targets: str = field(
@@ -343,8 +349,9 @@ def build_for_sft(cfg: SftConfig):
 def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: float) -> Path:
     """Train with SFTTrainer (resuming), evaluate, save the model with its card; returns the saved folder."""
     from mmcot.models.card import write_card
-    from mmcot.models.checkpoint import save_checkpoint
+    from mmcot.models.checkpoint import save_checkpoint, stack_adapters
     from mmcot.models.data import Rows
+    from mmcot.models.load import adapter_folder
     from mmcot.models.stage import last_checkpoint, log_config
 
     config = log_config(cfg, stage)
@@ -360,6 +367,9 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: floa
     out = Path(cfg.output_dir) / "final"
     trained = model.merge_and_unload() if hasattr(model, "merge_and_unload") and preset.base is None else model
     save_checkpoint(trained, processor, out, dtype=cfg.save_dtype if stage == "sft" else "float32", base=preset.base)
+    start_folder = adapter_folder(cfg.init_path) if stage == "sft" and preset.base else None
+    if start_folder:  # stage 2 continued a trained smol: its adapter and the new one become one
+        stack_adapters(start_folder, out, cfg.save_dtype)
     wall = time.time() - start
     from mmcot.models.load import load_model
 

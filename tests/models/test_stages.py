@@ -208,3 +208,23 @@ def test_align_and_reinit_start_the_projector_at_the_text_embeddings_scale(pipel
         assert feats.std(0).mean() > 0.1 * feats.pow(2).mean().sqrt()  # image tokens still differ from one another
     assert 0.5 < ratios[0] < 2 and ratios[1] > 20 and 0.5 < ratios[2] < 2, ratios
     assert "multi_modal_projector.linear_1.weight" in load_file(out / "model.safetensors")
+
+
+def test_sft_continues_a_trained_adapter_folder(pipeline, packaged_base, monkeypatch):
+    """``--init_path`` may be a trained smol-style folder: stage 2 trains a new LoRA on top and saves both as one
+    adapter (rank 2 + 2), still in the small format. A preset with a packaged base stands in for smol."""
+    from dataclasses import replace
+
+    from mmcot.models import presets
+    from mmcot.models.load import load_model
+
+    root, _, _, align = pipeline
+    model, processor = load_model(str(align))
+    packaged_base(model, processor.tokenizer)
+    monkeypatch.setattr(presets, "ON_BASE", replace(presets.TINY, lora=True, base="test-base"), raising=False)
+    args = ["--preset", "mmcot.models.presets:ON_BASE", "--lora_r", "2", "--eval_per_family", "0"]
+    first = run_stage("sft", [*sft_args(root, align, 1), *args, "--output_dir", str(root / "first")])
+    second = run_stage("sft", [*sft_args(root, first, 1), *args, "--output_dir", str(root / "second")])
+    assert json.loads((second / "mmcot_base.json").read_text()) == {"base": "test-base"}
+    assert json.loads((second / "adapter_config.json").read_text())["r"] == 4
+    load_model(str(second))
