@@ -90,7 +90,8 @@ class Step:
 
         A model never taught to think (the shipped smol) ends its turn inside the ``<think>`` it was given: what it
         wrote there was its reply, so it comes back after an empty thought (``</think>``). One that ends at once,
-        writing nothing, is asked once more without the ``<think>``. Either way its reply is not silently lost."""
+        writing nothing, is asked once more without the ``<think>`` (or, where its chat template opened it, with the
+        thought closed). Either way its reply is not silently lost."""
         if self.ctx.cancel is not None and self.ctx.cancel.is_set():
             raise OutOfBudget("cancelled")
         left = self.ctx.tokens_left(self.state) - int(self.usage.get("completion_tokens", 0))
@@ -111,9 +112,10 @@ class Step:
         opened = [i for i, r in enumerate(requests) if r.prefix == THINK and set(r.sampling.stop) <= {"</tool_call>"}]
         for i in opened:
             out[i] = [replace(c, text=END_THINK + c.text) if _ended_in_thought(c) else c for c in out[i]]
-        silent = [i for i in opened if not self.ctx.opens_think and all(c.text == END_THINK for c in out[i])]
-        if silent:
-            again = self._call([replace(capped[i], prefix="") for i in silent], None, stream)
+        silent = [i for i in opened if all(c.text == END_THINK for c in out[i])]
+        if silent:  # without the <think>, or, where the template opened it, with it closed at once
+            prefix = END_THINK if self.ctx.opens_think else ""
+            again = self._call([replace(capped[i], prefix=prefix) for i in silent], None, stream)
             for i, completions in zip(silent, again, strict=True):
                 out[i] = [replace(c, text=END_THINK + c.text) for c in completions]
         return out

@@ -49,3 +49,14 @@ def test_a_reply_left_inside_think_is_the_reply(make_backend, image):
     trace = solve(image, "Any tip?", strategy="image-loop", backend=backend)
     assert trace.answer == "Take short breaks." and trace.model_calls == 1
     assert trace.nodes[0].text == "<think></think>Take short breaks."
+
+
+def test_a_template_that_opens_think_gets_the_thought_closed_on_the_retry(make_backend, image):
+    """smol-think: the chat template itself opens <think>, so the retry closes the thought instead of leaving it out."""
+    from mmcot.models.processor import chat_template
+
+    backend = make_backend(lambda r: "blue" if r.prefix == "</think>" else "")
+    backend.processor = type("P", (), {"chat_template": chat_template(think=True)})()
+    trace = solve(image, "What color?", strategy="cot", backend=backend)
+    assert [call[0].prefix for call in backend.calls] == ["", "</think>"]
+    assert trace.answer == "blue" and trace.nodes[0].text == "<think></think>blue"
