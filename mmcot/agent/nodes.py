@@ -109,6 +109,7 @@ class Step:
         out = self._call(capped, requests, stream)
         if self.ctx.cancel is not None and self.ctx.cancel.is_set():
             return out  # cut short by the user, not ended by the model
+        # replies that open with <think>; a stop string (tot's one-line thoughts) also ends one without </think>
         opened = [i for i, r in enumerate(requests) if r.prefix == THINK and set(r.sampling.stop) <= {"</tool_call>"}]
         for i in opened:
             out[i] = [replace(c, text=END_THINK + c.text) if _ended_in_thought(c) else c for c in out[i]]
