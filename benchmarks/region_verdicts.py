@@ -3,9 +3,13 @@ puzzles' ground truth: is the small target inside the tile? Region search can on
 so this is the first thing to check when it does not beat plain CoT on small-object search.
 
     nice -n 10 .venv/bin/python benchmarks/region_verdicts.py --model tiny --n 20
+    nice -n 10 .venv/bin/python benchmarks/region_verdicts.py --model smol --n 40 --grid 4 --likelihood
 
 Tiles: the first two levels of the default search (2x2 tiles with 25% overlap over the image, then over its top-left
-and bottom-right quarters). Prints the true- and false-positive rates and the balanced accuracy (chance: 50%).
+and bottom-right quarters); with ``--grid G``, one level of G x G tiles over the whole image (G=4: the scale at which
+the target is legible). Prints the true- and false-positive rates and the balanced accuracy (chance: 50%). With
+``--likelihood`` (local models) it also ranks the tiles by log P(yes) - log P(no) of the first answer token: the
+ROC AUC over tiles (chance 0.5), and how often each puzzle's top-ranked tile holds the target.
 """
 
 from __future__ import annotations
@@ -13,39 +17,54 @@ from __future__ import annotations
 import argparse
 
 from mmcot.evals.puzzles import generate
-from mmcot.models.backend import load_backend
+from mmcot.models.backend import load_backend, user_message
 from mmcot.reasoning import prompts
 from mmcot.reasoning.region_search import tiles
+
+
+def yes_margins(backend, reqs: list) -> list[float]:
+    """log P(yes) - log P(no) of the first answer token, each word in its spellings ("yes", "Yes", " yes")."""
+    import torch
+
+    tok = backend.processor.tokenizer
+    ids = {w: [tok.encode(s, add_special_tokens=False)[0] for s in (w, w.title(), " " + w)] for w in ("yes", "no")}
+    with torch.no_grad():
+        _, logits, _ = backend.prefill([backend.prepare(r) for r in reqs], [1] * len(reqs))
+    lp = logits.float().log_softmax(-1)
+    return (torch.logsumexp(lp[:, ids["yes"]], -1) - torch.logsumexp(lp[:, ids["no"]], -1)).tolist()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="tiny", help="model spec (tiny, smol, a folder, openai:URL#model)")
     parser.add_argument("--n", type=int, default=20, help="small_object puzzles (those with a target)")
+    parser.add_argument("--grid", type=int, default=0, help="one level of G x G tiles (default: the search's two)")
+    parser.add_argument("--likelihood", action="store_true", help="also rank tiles by P(yes) (local models)")
     args = parser.parse_args()
     backend = load_backend(args.model)
     items = [
-        it for it in generate("small_object", n=args.n, seed=0, split="test") if it.metadata["query"].get("target")
+        it
+        for it in generate("small_object", n=args.n, seed=0, split="test")
+        if it.metadata["query"].get("target") is not None
     ]
     counts = {"tp": 0, "fn": 0, "fp": 0, "tn": 0}
+    pos, neg, top = [], [], 0
     for it in items:
         x0, y0, x1, y1 = it.metadata["objects"][it.metadata["query"]["target"]]["bbox"]
         w, h = it.images[0].size
-        boxes = [
-            b
-            for region in ([0, 0, w, h], [0, 0, w // 2, h // 2], [w // 2, h // 2, w, h])
-            for b in tiles(region, 2, 0.25)
-        ]
+        regions = [[0, 0, w, h]] if args.grid else [[0, 0, w, h], [0, 0, w // 2, h // 2], [w // 2, h // 2, w, h]]
+        boxes = [b for region in regions for b in tiles(region, args.grid or 2, 0.25)]
         question = prompts.EXISTS.format(target=prompts.search_target(it.question))
-        reqs = [
-            prompts.request([{"role": "user", "content": [{"type": "image", "image": it.images[0].crop(tuple(b))},
-                                                          {"type": "text", "text": question}]}], 4)
-            for b in boxes
-        ]  # fmt: skip
-        for b, (c,) in zip(boxes, backend.generate(reqs), strict=True):
-            inside = b[0] <= x0 and b[1] <= y0 and x1 <= b[2] and y1 <= b[3]
+        reqs = [prompts.request([user_message(question, [it.images[0].crop(tuple(b))])], 4) for b in boxes]
+        inside = [b[0] <= x0 and b[1] <= y0 and x1 <= b[2] and y1 <= b[3] for b in boxes]
+        for holds, (c,) in zip(inside, backend.generate(reqs), strict=True):
             says = prompts.yes_score([c.text]) >= 0.5
-            counts[("t" if says == inside else "f") + ("p" if says else "n")] += 1
+            counts[("t" if says == holds else "f") + ("p" if says else "n")] += 1
+        if args.likelihood:
+            margins = yes_margins(backend, reqs)
+            for m, holds in zip(margins, inside, strict=True):
+                (pos if holds else neg).append(m)
+            top += inside[max(range(len(boxes)), key=margins.__getitem__)]
     tpr = counts["tp"] / max(1, counts["tp"] + counts["fn"])
     fpr = counts["fp"] / max(1, counts["fp"] + counts["tn"])
     print(f"existence verdicts of {args.model} on {sum(counts.values())} tiles of {len(items)} small_object puzzles:")
@@ -53,6 +72,12 @@ def main() -> None:
     print(
         f"  true-positive rate {tpr:.0%}, false-positive rate {fpr:.0%}, balanced accuracy {(tpr + 1 - fpr) / 2:.0%}"
     )
+    if args.likelihood and pos and neg:
+        auc = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
+        print(
+            f"  ranked by log P(yes) - log P(no): AUC {auc:.3f} (chance 0.5); the top tile holds the target in "
+            f"{top}/{len(items)} puzzles (a random tile holds it {len(pos) / (len(pos) + len(neg)):.0%} of the time)"
+        )
 
 
 if __name__ == "__main__":
