@@ -170,6 +170,26 @@ def test_events_stream_in_order(make_backend, image):
     assert events[-1]["usage"]["model_calls"] == 1 and trace.answer == "c"
 
 
+def test_a_turn_without_a_listener_runs_in_the_callers_thread_with_the_same_trace(make_backend, image):
+    """Without ``emit`` the graph streams only its state, so nodes run inline (no worker-thread handoff per step)."""
+    threads = []
+
+    def reply(request):
+        threads.append(threading.get_ident())
+        return '<tool_call>{"name": "note", "arguments": {"text": "hi"}}</tool_call>' if len(threads) == 1 else "ok"
+
+    quiet = solve(image, "q?", strategy="image-loop", backend=make_backend(reply), tools=TOOLS, think=False)
+    assert set(threads) == {threading.get_ident()}
+    threads.clear()
+    events = []
+    loud = solve(image, "q?", strategy="image-loop", backend=make_backend(reply), tools=TOOLS, think=False,
+                 emit=events.append, stream_tokens=False)  # fmt: skip
+    assert [e["type"] for e in events][-2:] == ["answer", "stop"]
+    strip = lambda t: [(n.kind, n.text) for n in t.nodes]  # noqa: E731
+    assert (quiet.answer, quiet.stop_reason, strip(quiet)) == (loud.answer, loud.stop_reason, strip(loud))
+    assert quiet.answer == "ok" and quiet.tool_calls == 1
+
+
 def test_trace_round_trips_through_json(make_backend, image, tmp_path):
     trace = solve(
         image, "q?", strategy="self-consistency", n=3, backend=make_backend(lambda r: "two</think><answer>2</answer>")
