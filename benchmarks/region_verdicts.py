@@ -4,12 +4,15 @@ so this is the first thing to check when it does not beat plain CoT on small-obj
 
     nice -n 10 .venv/bin/python benchmarks/region_verdicts.py --model tiny --n 20
     nice -n 10 .venv/bin/python benchmarks/region_verdicts.py --model smol --n 40 --grid 4 --likelihood
+    nice -n 10 .venv/bin/python benchmarks/region_verdicts.py --model smol --n 40 --grid 3 --detector
 
 Tiles: the first two levels of the default search (2x2 tiles with 25% overlap over the image, then over its top-left
 and bottom-right quarters); with ``--grid G``, one level of G x G tiles over the whole image (G=4: the scale at which
 the target is legible). Prints the true- and false-positive rates and the balanced accuracy (chance: 50%). With
 ``--likelihood`` (local models) it also ranks the tiles by log P(yes) - log P(no) of the first answer token: the
-ROC AUC over tiles (chance 0.5), and how often each puzzle's top-ranked tile holds the target.
+ROC AUC over tiles (chance 0.5), and how often each puzzle's top-ranked tile holds the target. With ``--detector``
+it ranks them the same way by the model's small-object detector (``mmcot train detector``), which region search
+uses instead of the yes/no answers when the model ships one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 
 from mmcot.evals.puzzles import generate
 from mmcot.models.backend import load_backend, user_message
+from mmcot.models.detector import asked
 from mmcot.reasoning import prompts
 from mmcot.reasoning.region_search import tiles
 
@@ -40,6 +44,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20, help="small_object puzzles (those with a target)")
     parser.add_argument("--grid", type=int, default=0, help="one level of G x G tiles (default: the search's two)")
     parser.add_argument("--likelihood", action="store_true", help="also rank tiles by P(yes) (local models)")
+    parser.add_argument("--detector", action="store_true", help="also rank tiles by the model's detector")
     args = parser.parse_args()
     backend = load_backend(args.model)
     items = [
@@ -49,6 +54,7 @@ def main() -> None:
     ]
     counts = {"tp": 0, "fn": 0, "fp": 0, "tn": 0}
     pos, neg, top = [], [], 0
+    dpos, dneg, dtop = [], [], 0
     for it in items:
         x0, y0, x1, y1 = it.metadata["objects"][it.metadata["query"]["target"]]["bbox"]
         w, h = it.images[0].size
@@ -65,6 +71,16 @@ def main() -> None:
             for m, holds in zip(margins, inside, strict=True):
                 (pos if holds else neg).append(m)
             top += inside[max(range(len(boxes)), key=margins.__getitem__)]
+        if args.detector:
+            scores = [
+                s
+                for s, _ in backend.detector.score(
+                    [it.images[0].crop(tuple(b)) for b in boxes], *asked(it.metadata["query"])
+                )
+            ]
+            for m, holds in zip(scores, inside, strict=True):
+                (dpos if holds else dneg).append(m)
+            dtop += inside[max(range(len(boxes)), key=scores.__getitem__)]
     tpr = counts["tp"] / max(1, counts["tp"] + counts["fn"])
     fpr = counts["fp"] / max(1, counts["fp"] + counts["tn"])
     print(f"existence verdicts of {args.model} on {sum(counts.values())} tiles of {len(items)} small_object puzzles:")
@@ -72,12 +88,13 @@ def main() -> None:
     print(
         f"  true-positive rate {tpr:.0%}, false-positive rate {fpr:.0%}, balanced accuracy {(tpr + 1 - fpr) / 2:.0%}"
     )
-    if args.likelihood and pos and neg:
-        auc = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
-        print(
-            f"  ranked by log P(yes) - log P(no): AUC {auc:.3f} (chance 0.5); the top tile holds the target in "
-            f"{top}/{len(items)} puzzles (a random tile holds it {len(pos) / (len(pos) + len(neg)):.0%} of the time)"
-        )
+    for label, p, n, t in (("log P(yes) - log P(no)", pos, neg, top), ("the detector's score", dpos, dneg, dtop)):
+        if p and n:
+            auc = sum((a > b) + 0.5 * (a == b) for a in p for b in n) / (len(p) * len(n))
+            print(
+                f"  ranked by {label}: AUC {auc:.3f} (chance 0.5); the top tile holds the target in "
+                f"{t}/{len(items)} puzzles (a random tile holds it {len(p) / (len(p) + len(n)):.0%} of the time)"
+            )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
 )
 train_app = typer.Typer(
-    help="Train the model: tokenizer, vision, align, sft (and RL: grpo, dpo, prm).", no_args_is_help=True
+    help="Train the model: tokenizer, vision, align, sft, detector (and RL: grpo, dpo, prm).", no_args_is_help=True
 )
 app.add_typer(train_app, name="train")
 
@@ -367,6 +367,13 @@ def train_sft(ctx: typer.Context) -> None:
     """LLaVA stage 2: instruction tuning on puzzle QA, descriptions, thinking and tool-using traces (LoRA for smol).
     `--preset tiny|smol --config recipes/NAME.yaml` plus `--FIELD VALUE` overrides (TRL's SFTConfig + mmcot's)."""
     _stage("sft", ctx.args)
+
+
+@train_app.command("detector", **STAGE)
+def train_detector(ctx: typer.Context) -> None:
+    """A small-object detector head on a model's frozen vision tower; region search scores its tiles with it.
+    `--config recipes/NAME.yaml [--publish smol]` plus `--FIELD VALUE` overrides (TrainingArguments + mmcot's)."""
+    _stage("detector", ctx.args)
 
 
 @app.command()

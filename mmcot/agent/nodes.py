@@ -255,7 +255,8 @@ def finish(state: State, step: Step) -> dict:
     answer = state.get("answer") or ""
     cancelled = step.ctx.cancel is not None and step.ctx.cancel.is_set()  # e.g. mid-stream in the last step
     capped = (state.get("usage") or {}).get("capped")
-    reason = state.get("stop_reason") or ("cancelled" if cancelled else "max_tokens" if capped else "")
+    reason = state.get("stop_reason") or (f"error: {state['error']}" if state.get("error") else "")
+    reason = reason or ("cancelled" if cancelled else "max_tokens" if capped else "")
     reason = reason or ("answer" if answer else "no_answer")
     reply = state.get("reply") or answer
     step.emit({"type": "answer", "text": answer, "reply": reply})

@@ -20,6 +20,7 @@ language models); multimodal-RoPE models such as Qwen2-VL need their own positio
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,19 @@ class LocalBackend:
     def close(self) -> None:
         """Stop the batching worker thread."""
         self.batcher.close()
+
+    @functools.cached_property
+    def detector(self):
+        """The small-object detector shipped in this model's folder (``mmcot.models.detector``), or None."""
+        from mmcot.models.detector import Detector
+        from mmcot.models.load import resolve
+        from mmcot.models.presets import ModelError
+
+        try:
+            folder, _ = resolve(self.name)
+        except ModelError:
+            return None  # built from objects, not from a folder
+        return Detector.load(folder)
 
     # ---- prompts ----
 

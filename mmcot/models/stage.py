@@ -1,4 +1,4 @@
-"""What the training stages (``mmcot train tokenizer|vision|align|sft``) share: config parsing, CPU settings,
+"""What the training stages (``mmcot train tokenizer|vision|align|sft|detector``) share: config parsing, CPU settings,
 resuming, and the end-of-run summary.
 
 A stage config is a dataclass extending transformers' ``TrainingArguments`` (vision) or TRL's ``SFTConfig``
@@ -34,6 +34,7 @@ STAGES = {
     "vision": ("mmcot.models.vision", "VisionConfig"),
     "align": ("mmcot.models.sft", "AlignConfig"),
     "sft": ("mmcot.models.sft", "SftConfig"),
+    "detector": ("mmcot.models.detector", "DetectorConfig"),
 }
 
 

@@ -34,6 +34,9 @@ STAGES = {
     "relate": "How they relate to the question:",
 }
 ZOOMED = "This is a zoomed-in view of part of the image (box {box} of the original)."
+QUARTER = "It lies in the {where} quarter of the image."
+FOUND = "Searching the image found {target} here."
+NOT_FOUND = "Searching the image did not find {target}; this is the closest match."
 
 
 # ---- conversations ----
@@ -117,6 +120,15 @@ def request(
     return Request(messages=messages, n=n, sampling=sampling, prefix=prefix)
 
 
+def quarter(point: list[float], size: list[int]) -> str:
+    """Which quarter of an image of ``size`` a point lies in.
+
+    >>> quarter([10, 90], [100, 100])
+    'bottom left'
+    """
+    return f"{'top' if point[1] < size[1] / 2 else 'bottom'} {'left' if point[0] < size[0] / 2 else 'right'}"
+
+
 def think_prefix(think: bool) -> str:
     return THINK if think else ""
 
@@ -167,6 +179,25 @@ _ASKED = re.compile(
 _TAIL = re.compile(
     r"\s+(?:in|on|of)\s+(?:this|the)\s+(?:image|picture|scene|photo)\b.*|\s+(?:anywhere|somewhere)\b.*", re.I
 )
+
+
+_WHETHER = re.compile(
+    r"^(?:look closely:\s*)?(?:is there|are there|do you see|can you (?:see|find)|does (?:the|this) (?:image|picture) "
+    r"(?:contain|have|show))\b",
+    re.I,
+)
+_WHERE = re.compile(r"\b(?:where is|where are|which (?:quadrant|quarter|corner|part))\b|^locate\b", re.I)
+
+
+def asks_where_or_whether(question: str) -> str:
+    """ "where" when a question asks where something is, "whether" when it asks if it is there, else "".
+
+    >>> questions = ["Where is the tiny red square?", "Does the picture contain a tiny red square?", "What color is it?"]
+    >>> [asks_where_or_whether(q) for q in questions]
+    ['where', 'whether', '']
+    """
+    text = " ".join((question or "").split())
+    return "whether" if _WHETHER.search(text) else "where" if _WHERE.search(text) else ""
 
 
 def search_target(question: str) -> str:

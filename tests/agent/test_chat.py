@@ -209,7 +209,7 @@ def tiny():
 
 def test_a_turn_on_the_real_model(tmp_path, tiny, picture):
     chat, out = make_chat(tmp_path, tiny, strategy="region-search", spec="tiny")
-    chat.settings["options"] = {"max_depth": 1, "max_tokens": 8}
+    chat.settings["options"] = {"grid": 2, "max_depth": 1, "max_tokens": 8}
     chat.handle(f"what color is the small circle? '{picture}'")
     lines = out.getvalue().splitlines()
     crops = [line for line in lines if line.startswith("crop:")]

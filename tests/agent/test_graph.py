@@ -106,6 +106,16 @@ def test_backend_failure_keeps_the_trace(make_backend, image, last_text):
     assert [n.text for n in trace.nodes] == ["a red dot"]
 
 
+def test_a_failure_on_an_unguarded_edge_still_says_why(make_backend, image):
+    """direct's edges (start -> ask -> finish) are plain LangGraph edges; finish itself reports the failed node."""
+
+    def respond(request):
+        raise RuntimeError("out of memory")
+
+    trace = solve(image, "q?", strategy="direct", backend=make_backend(respond))
+    assert trace.stop_reason == "error: ask: RuntimeError: out of memory" and trace.answer == ""
+
+
 @pytest.mark.parametrize(
     "reply, answer, reason",
     [

@@ -196,7 +196,7 @@ def test_solve_returns_answer_and_trace_with_intermediate_images(server):
         "images": [data_url(scene())],
         "question": "What color is the small circle?",
         "strategy": "region-search",
-        "strategy_options": {"max_depth": 1},
+        "strategy_options": {"grid": 2, "max_depth": 1},
         "budget": {"max_steps": 20},
     }
     r = httpx.post(server.url + "/v1/solve", json=body, timeout=120)

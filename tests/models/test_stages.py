@@ -228,3 +228,32 @@ def test_sft_continues_a_trained_adapter_folder(pipeline, packaged_base, monkeyp
     assert json.loads((second / "mmcot_base.json").read_text()) == {"base": "test-base"}
     assert json.loads((second / "adapter_config.json").read_text())["r"] == 4
     load_model(str(second))
+
+
+def test_detector_trains_resumes_and_publishes_into_a_model_folder(tiny_folder, monkeypatch, tmp_path, capsys):
+    """`mmcot train detector`: a rerun resumes, --publish adds the detector to a checkpoint folder, and a backend over
+    that folder scores crops with it; a corrupt detector file is a clear error."""
+    import shutil
+
+    from PIL import Image
+
+    from mmcot.models import load
+    from mmcot.models.local import LocalBackend
+
+    shutil.copytree(tiny_folder, tmp_path / "checkpoints" / "mini")
+    monkeypatch.setattr(load, "CHECKPOINTS", tmp_path / "checkpoints")
+    args = ["--output_dir", str(tmp_path / "det"), *QUIET, "--train_puzzles", "3", "--crops_per_puzzle", "2",
+            "--per_device_train_batch_size", "4", "--save_steps", "1", "--check_puzzles", "6", "--width", "8"]  # fmt: skip
+    run_stage("detector", [*args, "--max_steps", "1"])
+    out = run_stage("detector", [*args, "--max_steps", "2", "--publish", "mini"])
+    assert "resuming from" in capsys.readouterr().out
+    assert {"detector.safetensors", "detector.json", "README.md"} <= {p.name for p in out.iterdir()}
+    card = json.loads((out / "mmcot_card.json").read_text())
+    assert 0 <= card["evals"]["check"]["top_tile"] <= 1 and card["evals"]["check"]["grid"] == 3
+    backend = LocalBackend.from_spec("mini")
+    scored = backend.detector.score([Image.new("RGB", (40, 30), "white")] * 2, "red", None)
+    assert len(scored) == 2 and all(0 <= s <= 1 and 0 < x < 1 and 0 < y < 1 for s, (x, y) in scored)
+    backend.close()
+    (tmp_path / "checkpoints" / "mini" / "detector.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="cannot read the detector"):
+        _ = LocalBackend.from_spec("mini").detector

@@ -107,3 +107,21 @@ def test_react_runs_python_in_the_sandboxed_kernel(tiny):
     assert {k: result.tool_call[k] for k in call} == call and not result.meta.get("error") and "42" in result.text
     assert "42" in str(backend.requests[1][0].messages[-1]["content"])
     well_formed(trace)
+
+
+@pytest.mark.slow
+def test_region_search_on_the_shipped_smol_scores_tiles_with_its_detector():
+    """smol ships a small-object detector (detector.safetensors): region search scores its tiles with it, zooms onto
+    the patch it picks and asks the model only for the answer."""
+    from mmcot.models.backend import load_backend
+
+    smol = load_backend("smol")
+    items = [
+        it for it in generate("small_object", n=12, seed=0, split="test") if it.metadata["query"]["kind"] == "shape"
+    ]
+    trace = solve(items[0], strategy="region-search", backend=smol, think=False, max_tokens=8)
+    well_formed(trace)
+    crops = [n for n in trace.nodes if n.kind == "crop"]
+    assert crops and all(n.text.startswith("detector: ") and "point" in n.meta for n in crops)
+    assert trace.model_calls == 1  # the tiles cost no model calls
+    smol.close()

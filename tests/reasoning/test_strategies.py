@@ -178,7 +178,8 @@ def test_region_search_zooms_backtracks_and_answers_on_the_crop(make_backend, la
         return "it is red" + DONE.format("red")
 
     backend = make_backend(respond)
-    trace = solve(scene(), "What color is the red square?", strategy="region-search", backend=backend)
+    knobs = {"grid": 2, "max_depth": 3}  # three levels: the decoy is abandoned at the second
+    trace = solve(scene(), "What color is the red square?", strategy="region-search", backend=backend, **knobs)
     assert trace.answer == "red" and trace.stop_reason == "answer"
     crops = [n for n in trace.nodes if n.kind == "crop"]
     assert all(len(c[0].messages) == 1 for c in backend.calls[:-1])  # tiles scored alone, batched per level
@@ -196,7 +197,62 @@ def test_region_search_without_a_hit_answers_on_the_best_region(make_backend, la
     trace = solve(scene(), "Is there a green star?", strategy="region-search", backend=backend, max_expansions=3)
     assert trace.answer == "no"
     assert "Is there a green star in this image?" in last_text(backend.calls[0][0])
-    assert len(backend.calls) == 2  # the root's tiles said no: nothing to zoom into, answer on the best tile
+    assert len(backend.calls) == 1  # the root's tiles said no: the search's own verdict answers "is there"
+    assert trace.nodes[-1].text == "The search did not find a green star. The answer is no."
+    trace = solve(scene(), "Is there a green star?", strategy="region-search", backend=backend, search_answers=False)
+    assert trace.answer == "no" and len(backend.calls) == 3  # now the model answers, looking at the best tile
+    assert "did not find a green star; this is the closest match" in last_text(backend.calls[-1][0])
+
+
+def test_region_search_answers_where_from_the_region_it_found(make_backend):
+    backend = make_backend(lambda r: "yes" if has(r.messages[0]["content"][0]["image"], (255, 0, 0)) else "no")
+    trace = solve(scene(), "Where is the red square?", strategy="region-search", backend=backend)
+    assert trace.answer == "top left" and trace.nodes[-1].meta == {"found": True, "by": "search", "step": "answer"}
+
+
+class RedDetector:
+    """Scores a crop 0.9 where it holds red pixels (at the first one), else 0.1: the shape of a model's detector."""
+
+    def __init__(self):
+        self.asked = []
+
+    def score(self, crops, color, shape):
+        self.asked.append((color, shape))
+        out = []
+        for crop in crops:
+            red = [
+                (x, y) for x in range(crop.width) for y in range(crop.height) if crop.getpixel((x, y)) == (255, 0, 0)
+            ]
+            x, y = red[0] if red else (0, 0)
+            out.append((0.9 if red else 0.1, ((x + 0.5) / crop.width, (y + 0.5) / crop.height)))
+        return out
+
+
+def test_region_search_scores_tiles_with_the_models_detector(make_backend, last_text):
+    def respond(r):
+        crops = [p["image"] for m in r.messages for p in m["content"] if p["type"] == "image"]
+        assert len(crops) == 2 and has(crops[1], (255, 0, 0))  # the whole image and a crop centered on the target
+        assert "top left quarter" in last_text(r) and "found a small red square here" in last_text(r)
+        return DONE.format("red")
+
+    backend = make_backend(respond)
+    backend.detector = RedDetector()
+    trace = solve(scene(), "What color is the small red square?", strategy="region-search", backend=backend)
+    assert trace.answer == "red" and len(backend.calls) == 1  # tiles cost no model calls, only the answer does
+    assert set(backend.detector.asked) == {("red", "square")}
+    crops = [n for n in trace.nodes if n.kind == "crop"]
+    assert crops[0].text.startswith("detector: a small red square") and crops[0].meta["point"] == [20, 30]
+    final = trace.nodes[trace.nodes[-1].parents[0]]
+    assert final.meta["depth"] == 2 and final.score == 0.9
+
+    backend = make_backend(lambda r: DONE.format("no"))
+    backend.detector = RedDetector()
+    trace = solve(scene(), "Is there a small blue circle?", strategy="region-search", backend=backend, scorer="model")
+    assert backend.detector.asked == [] and "Is there a small blue circle in this image?" in last_text(
+        backend.calls[0][0]
+    )
+    trace = solve(scene(), "Is there a dog?", strategy="region-search", backend=backend, scorer="detector")
+    assert trace.stop_reason.startswith("error: search: ValueError: scorer=detector: 'a dog' cannot be scored")
 
 
 def test_region_search_needs_an_image(make_backend):
