@@ -234,6 +234,9 @@ def main(cfg: DetectorConfig) -> Path:
     from mmcot.models.card import add_eval, write_card
     from mmcot.models.load import CHECKPOINTS
 
+    target = CHECKPOINTS / cfg.publish
+    if cfg.publish and not (target / "config.json").is_file():
+        raise StageError(f"--publish {cfg.publish}: {target} holds no checkpoint to add the detector to")
     config = log_config(cfg, "detector")
     start = time.time()
     torch.manual_seed(cfg.seed)
@@ -273,9 +276,6 @@ def main(cfg: DetectorConfig) -> Path:
     }
     write_card(out, "mmcot small-object detector", "detector", config, facts, time.time() - start, {"check": result})
     if cfg.publish:
-        target = CHECKPOINTS / cfg.publish
-        if not (target / "config.json").is_file():
-            raise StageError(f"--publish {cfg.publish}: no shipped checkpoint {target}")
         for name in FILES:
             shutil.copy(out / name, target / name)
         if (target / "mmcot_card.json").is_file():

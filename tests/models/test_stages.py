@@ -88,6 +88,8 @@ def test_cli_errors_are_clear(tmp_path):
     assert result.exit_code == 1 and "heads, contrastive or both" in result.output
     result = runner.invoke(app, ["train", "align", "--config", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 1 and "does not exist" in result.output
+    result = runner.invoke(app, ["train", "detector", "--publish", "nosuch", "--output_dir", str(tmp_path)])
+    assert result.exit_code == 1 and "holds no checkpoint to add the detector to" in result.output
 
 
 def test_resume_restores_the_checkpoint_weights(pipeline, tmp_path):
