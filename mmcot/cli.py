@@ -371,7 +371,7 @@ def train_sft(ctx: typer.Context) -> None:
 
 @train_app.command("detector", **STAGE)
 def train_detector(ctx: typer.Context) -> None:
-    """A small-object detector head on a model's frozen vision tower; region search scores its tiles with it.
+    """A small-object detector (a small CNN) that region search scores its tiles with; --publish adds it to a model.
     `--config recipes/NAME.yaml [--publish smol]` plus `--FIELD VALUE` overrides (TrainingArguments + mmcot's)."""
     _stage("detector", ctx.args)
 

@@ -4,8 +4,8 @@ Every graph is ``start -> (the strategy's nodes) -> finish -> END``, where ``sta
 turn's input update, ``state.new_turn``, resets the last turn's values). A strategy adds its nodes with
 ``Builder.node`` and its edges with ``Builder.edge``; every edge between a strategy's nodes passes a guard that
 diverts to ``stop`` (then ``finish``) when a node failed, the run was cancelled, or a budget (steps, tokens, seconds)
-is spent, so no strategy can loop silently or stop without saying why. A router may return ``Builder.send(...)`` branches to fan out in
-parallel (LangGraph ``Send``); their model calls land in the same backend batch.
+is spent, so no strategy can loop silently or stop without saying why. A router may return ``Builder.send(...)``
+branches to fan out in parallel (LangGraph ``Send``); their model calls land in the same backend batch.
 
 ``run_turn`` streams the graph (LangGraph ``stream_mode="custom"`` carries the events), optionally on a thread of a
 SQLite checkpointer (one thread per conversation), and returns the turn as a ``Trace``.

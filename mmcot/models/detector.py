@@ -180,16 +180,6 @@ class Detector:
         ]
 
 
-def target_words(phrase: str) -> tuple[str | None, str | None]:
-    """The puzzle color and shape a target phrase names, each None when it names none.
-
-    >>> target_words("a small red triangle"), target_words("a tiny square"), target_words("a dog")
-    (('red', 'triangle'), (None, 'square'), (None, None))
-    """
-    words = phrase.lower().replace(",", " ").split()
-    return next((w for w in words if w in COLORS), None), next((w for w in words if w in SHAPES), None)
-
-
 def asked(query: dict) -> tuple[str | None, str | None]:
     """The color and shape a small_object question names (its query metadata); the one it asks about is None."""
     return (None if query["kind"] == "color" else query["color"]), (

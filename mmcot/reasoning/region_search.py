@@ -3,15 +3,15 @@
 and the best tile above ``threshold`` is zoomed into and tiled again, best first. A region whose tiles all score
 below it is abandoned and the search backtracks to the next best region anywhere in the tree.
 
-Tile scores come from the model's small-object detector when its folder ships one (``mmcot train detector``: a head
-on its own vision tower that says which patch holds which small shape; the shipped smol has one) and the target
-names a puzzle color or shape. Otherwise the model itself is asked an existence question per tile ("Is there a small
+Tile scores come from the model's small-object detector when its folder ships one (``mmcot train detector``: a small
+CNN that says which small shape is centered in which cell of a crop; the shipped smol has one) and the target names
+a puzzle color or shape. Otherwise the model itself is asked an existence question per tile ("Is there a small
 red triangle in this image?", one batched call, the yes rate over ``samples`` verdicts). ``scorer`` picks one.
 
 The answer: "is there ...?" and "where is ...?" questions are answered by the search itself (found or not; the
 quarter of the image its best region lies in), as V*'s search returns the target's location (``search_answers``).
 Any other question goes to the model, with the crop that holds the target (a tile too small to split, see
-``max_depth`` and ``min_side``; with the detector, a crop a ``grid``-th of the tile's side centered on the patch it
+``max_depth`` and ``min_side``; with the detector, a crop a ``grid``-th of the tile's side centered on the cell it
 picked) and a note of where in the image the crop lies and whether the search found the target. Crops are cut from
 the original image, so every level sees more of its real pixels.
 
@@ -29,7 +29,6 @@ from mmcot.agent.graph import Builder, Strategy
 from mmcot.agent.nodes import Step
 from mmcot.agent.state import Context, State
 from mmcot.models.backend import user_message
-from mmcot.models.detector import target_words
 from mmcot.reasoning import prompts
 
 
@@ -170,7 +169,7 @@ def _detector(step: Step, cfg: Config, target: str) -> tuple:
     if cfg.scorer == "model":
         return None, None, None
     detector = getattr(step.ctx.backend, "detector", None)
-    color, shape = target_words(target)
+    color, shape = prompts.target_words(target)
     if detector is not None and (color or shape):
         return detector, color, shape
     if cfg.scorer == "detector":
@@ -202,7 +201,7 @@ def answer(state: State, step: Step) -> dict:
         return _answer_from_search(state, step, region, found, asks)
     if region is not None:
         box, image = region["box"], step.image(step.user_images()[0])
-        if region.get("point"):  # the detector's patch: zoom once more, onto it
+        if region.get("point"):  # the detector's cell: zoom once more, onto it
             box = around(region["point"], max(cfg.min_side, (box[2] - box[0]) // cfg.grid), image.size)
             crop = image.crop(tuple(box))
         else:
