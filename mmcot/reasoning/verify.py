@@ -29,7 +29,10 @@ def load_verifier(spec: str) -> Verifier | None:
             obj = getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError, ValueError) as e:
             raise ValueError(f"cannot load verifier {spec!r} (expected 'self' or pkg.mod:obj): {e}") from None
-        _loaded[spec] = obj() if isinstance(obj, type) else obj
+        try:
+            _loaded[spec] = obj() if isinstance(obj, type) else obj
+        except Exception as e:  # noqa: BLE001 - a verifier that cannot start (no trained folder, a bad file)
+            raise ValueError(f"verifier {spec!r} could not start: {e}") from None
     return _loaded[spec]
 
 

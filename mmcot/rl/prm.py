@@ -3,7 +3,8 @@
     mmcot train prm --config recipes/tiny-prm.yaml
 
 1. **Label.** The starting model samples ``samples_per_item`` chains of thought per training puzzle. Each is cut into
-   steps (:func:`split_steps`: one per line of the ``<think>`` block, then the answer). From every step prefix the
+   steps (:func:`split_steps`: one per line of the ``<think>`` block, then the answer; with ``think: false``, a
+   direct answer is one step, and the PRM is an outcome verifier). From every step prefix the
    model rolls out ``rollouts_per_step`` continuations; the step's label is the fraction that reach the right answer
    (:func:`mmcot.evals.score.score`), the answer step's label is its own correctness. Labels are appended to
    ``output_dir/labels.jsonl`` as they are made, so an interrupted run resumes there.
@@ -54,6 +55,29 @@ def split_steps(text: str) -> list[str]:
     return chunks
 
 
+def ranking_loss(logits, labels, groups):
+    """Bradley-Terry loss between the final-step logits of samples of the same puzzle (``groups``) whose final labels
+    differ: the better-labelled one should score higher. Zero when no puzzle in the batch has such a pair.
+
+    >>> import torch
+    >>> labels = torch.tensor([[1.0, -100.0], [0.5, 0.0], [1.0, 1.0]])
+    >>> good, bad = torch.tensor([[3.0, 0], [0, -3.0], [0, 0]]), torch.tensor([[-3.0, 0], [0, 3.0], [0, 0]])
+    >>> groups = torch.tensor([0, 0, 1])
+    >>> bool(ranking_loss(good, labels, groups) < 0.01 < 6 < ranking_loss(bad, labels, groups))
+    True
+    """
+    import torch
+
+    last = (labels >= 0).long().sum(1) - 1  # each row's final step
+    rows = torch.arange(labels.shape[0])
+    final, target = logits[rows, last], labels[rows, last]
+    better = (groups[:, None] == groups[None, :]) & (target[:, None] > target[None, :])
+    if not better.any():
+        return logits.sum() * 0.0
+    margin = final[:, None] - final[None, :]
+    return -torch.nn.functional.logsigmoid(margin[better]).mean()
+
+
 @dataclass
 class PRMJobConfig(TrainingArguments, JobArgs):
     """transformers' TrainingArguments plus mmcot's job fields and the labelling settings."""
@@ -64,6 +88,11 @@ class PRMJobConfig(TrainingArguments, JobArgs):
     max_new_tokens: int = field(default=160, metadata={"help": "Tokens per sampled chain of thought."})
     train_layers: int = field(default=2, metadata={"help": "Top language-model layers trained with the head."})
     aggregate: str = field(default="min", metadata={"help": "Step scores to one score: min, last or mean."})
+    ranking: float = field(
+        default=0.0,
+        metadata={"help": "Weight of a within-puzzle ranking loss (right samples over wrong ones of the same puzzle) "
+                  "added to the step BCE; a batch then holds per_device_train_batch_size puzzles."},
+    )  # fmt: skip
 
     def __post_init__(self):
         from mmcot.rl.jobs import cpu_defaults
@@ -76,8 +105,8 @@ class PRMJobConfig(TrainingArguments, JobArgs):
         self.check_job()
         if self.aggregate not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
-        if self.samples_per_item < 1 or self.rollouts_per_step < 1 or self.train_layers < 0:
-            raise ValueError("samples_per_item and rollouts_per_step must be >= 1, train_layers >= 0")
+        if self.samples_per_item < 1 or self.rollouts_per_step < 1 or self.train_layers < 0 or self.ranking < 0:
+            raise ValueError("samples_per_item and rollouts_per_step must be >= 1, train_layers and ranking >= 0")
 
 
 # ---- the model ----
@@ -104,8 +133,10 @@ class ProcessRewardModel:
                 self.trained.add("model." + name)
         self.lock = threading.Lock()
 
-    def module(self):
-        """An ``nn.Module`` holding backbone and head, for the Trainer."""
+    def module(self, ranking: float = 0.0):
+        """An ``nn.Module`` holding backbone and head, for the Trainer. Its loss is the BCE of every step's score
+        against its label, plus ``ranking`` times a Bradley-Terry loss over the final scores of each puzzle's
+        samples (a right one above a wrong one) when the batch says which puzzle each row is (``groups``)."""
         import torch
 
         prm = self
@@ -115,12 +146,14 @@ class ProcessRewardModel:
                 super().__init__()
                 self.model, self.head = prm.model, prm.head
 
-            def forward(self, input_ids, attention_mask, positions, labels=None, pixel_values=None):
+            def forward(self, input_ids, attention_mask, positions, labels=None, pixel_values=None, groups=None):
                 logits = prm.logits(input_ids, attention_mask, pixel_values, positions)
                 out = {"logits": logits}
                 if labels is not None:
                     mask = labels >= 0
                     out["loss"] = torch.nn.functional.binary_cross_entropy_with_logits(logits[mask], labels[mask])
+                    if ranking and groups is not None:
+                        out["loss"] = out["loss"] + ranking * ranking_loss(logits, labels, groups)
                 return out
 
         return Module()
@@ -246,7 +279,17 @@ class Verifier:
     is ``path``, else ``$MMCOT_PRM``, else the shipped ``tiny-prm``."""
 
     def __init__(self, path: str | None = None):
-        self.prm = load_prm(path or os.environ.get("MMCOT_PRM") or "tiny-prm")
+        path = path or os.environ.get("MMCOT_PRM")
+        if not path:
+            from mmcot.models.load import CHECKPOINTS
+
+            if not (CHECKPOINTS / "tiny-prm" / "mmcot_prm.json").is_file():
+                raise JobError(
+                    "no PRM to load: set $MMCOT_PRM to the final/ folder of a `mmcot train prm` run, "
+                    "or train one with --publish tiny-prm"
+                )
+            path = "tiny-prm"
+        self.prm = load_prm(path)
 
     def __call__(self, images: list, question: str, candidates: list[str]) -> list[float]:
         return self.prm.score(images, question, candidates)
@@ -289,6 +332,7 @@ def label(cfg: PRMJobConfig, items: list, model: Any, processor: Any, path: Path
     seen = {row["id"] for row in done}
     todo = [item for item in items if item.id not in seen]
     backend = LocalBackend(model, processor, name="prm-labeller")
+    opener = "<think>" if cfg.think else ""  # think=false: one step, the direct answer, labelled by its correctness
     sampling = Sampling(max_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed)
     try:
         from tqdm.auto import tqdm
@@ -297,12 +341,12 @@ def label(cfg: PRMJobConfig, items: list, model: Any, processor: Any, path: Path
             batch = todo[start : start + 8]
             messages = [_messages(item) for item in batch]
             samples = backend.generate(
-                [Request(m, n=cfg.samples_per_item, sampling=sampling, prefix="<think>") for m in messages]
+                [Request(m, n=cfg.samples_per_item, sampling=sampling, prefix=opener) for m in messages]
             )
             prefixes, owners = [], []
             for k, outs in enumerate(samples):
                 for j, out in enumerate(outs):
-                    chunks = split_steps("<think>" + out.text)
+                    chunks = split_steps(opener + out.text)
                     for i in range(len(chunks) - 1):
                         prefixes.append(
                             Request(
@@ -321,8 +365,8 @@ def label(cfg: PRMJobConfig, items: list, model: Any, processor: Any, path: Path
             with path.open("a") as f:
                 for k, (item, outs) in enumerate(zip(batch, samples, strict=True)):
                     for j, out in enumerate(outs):
-                        chunks = split_steps("<think>" + out.text)
-                        final = score("<think>" + out.text, item.answer, item.choices)
+                        chunks = split_steps(opener + out.text)
+                        final = score(opener + out.text, item.answer, item.choices)
                         labels = [wins[(k, j, i)] for i in range(len(chunks) - 1)] + [final]
                         row = {"id": item.id, "sample": j, "chunks": chunks, "labels": labels, "correct": final}
                         f.write(json.dumps(row) + "\n")
@@ -338,18 +382,23 @@ def _messages(item: Any) -> list[dict]:
 
 def evaluate_prm(prm: ProcessRewardModel, items: list, rows: list[dict]) -> dict[str, float]:
     """How well the PRM's final scores separate right from wrong sampled solutions on ``rows`` (held out): accuracy
-    of ``score > 0.5`` against correctness, and the mean score of each group."""
+    of ``score > 0.5`` against correctness, the mean score of each group, and ``pair_accuracy``: how often a right
+    solution outscores a wrong one of the same puzzle (what best-of-N needs; 0.5 is chance)."""
     by_id = {item.id: item for item in items}
     right, wrong, hits = [], [], 0
+    scored: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
         item = by_id[row["id"]]
         s = prm.score(item.images, item.prompt(), ["".join(row["chunks"])])[0]
         (right if row["correct"] else wrong).append(s)
         hits += (s > 0.5) == bool(row["correct"])
+        scored.setdefault(row["id"], []).append((s, row["correct"]))
+    pairs = [(a > b) + 0.5 * (a == b) for xs in scored.values() for a, p in xs for b, q in xs if p > q]
     return {
         "accuracy": hits / max(1, len(rows)),
         "mean_score_right": sum(right) / max(1, len(right)),
         "mean_score_wrong": sum(wrong) / max(1, len(wrong)),
+        "pair_accuracy": sum(pairs) / len(pairs) if pairs else None,
         "n": len(rows),
     }
 
@@ -378,6 +427,7 @@ def main(cfg: PRMJobConfig) -> Path:
             "question": by_id[r["id"]].prompt(),
             "chunks": r["chunks"],
             "labels": r["labels"],
+            "id": r["id"],
         }
         for r in rows
         if r["id"] in by_id
@@ -391,11 +441,25 @@ def main(cfg: PRMJobConfig) -> Path:
         def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
             prm.load_weights(resume_from_checkpoint)
 
+    collate = prm.collate
+    if cfg.ranking:  # one dataset row per puzzle: its distinct samples, so a batch can compare them
+        puzzles: dict[str, dict] = {}
+        for row in data:
+            puzzles.setdefault(row["id"], {})["".join(row["chunks"])] = row
+        data = [list(samples.values()) for samples in puzzles.values()]
+
+        def collate(groups: list[list[dict]]) -> dict:
+            import torch
+
+            batch = prm.collate([row for group in groups for row in group])
+            batch["groups"] = torch.tensor([k for k, group in enumerate(groups) for _ in group])
+            return batch
+
     trainer = PRMTrainer(
-        model=prm.module(),
+        model=prm.module(cfg.ranking),
         args=cfg,
         train_dataset=_ListDataset(data),
-        data_collator=prm.collate,
+        data_collator=collate,
         callbacks=[metrics_callback(out / "metrics.jsonl")],
     )
     trainer.train(resume_from_checkpoint=last_checkpoint(cfg))

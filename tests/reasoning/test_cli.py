@@ -35,6 +35,7 @@ def test_strategies_lists_names_descriptions_and_knobs():
         (["--strategy", "tot", "--breadth", "four"], "knob 'breadth' expects int, got 'four'"),
         (["--strategy", "tot", "--breadth", "0"], "breadth, beam, depth and judge_samples must be at least 1"),
         (["--strategy", "best-of-n", "--verifier", "nowhere:thing"], "cannot load verifier 'nowhere:thing'"),
+        (["--strategy", "best-of-n", "--verifier", "mmcot.rl.prm:Verifier"], "set $MMCOT_PRM to the final/ folder"),
         (["--image", "missing.png"], "cannot read image file"),
         (["--strategy", "cot", "--tools", "zoom"], "strategy cot does not call tools"),
         (["--strategy", "image-loop", "--tools", "hammer"], "unknown tool 'hammer'"),
@@ -42,7 +43,8 @@ def test_strategies_lists_names_descriptions_and_knobs():
         (["--resume"], "--resume needs --thread"),
     ],
 )
-def test_bad_input_gets_a_clear_error(args, message, image_file, tiny):
+def test_bad_input_gets_a_clear_error(args, message, image_file, tiny, monkeypatch):
+    monkeypatch.delenv("MMCOT_PRM", raising=False)
     if "--resume" in args:
         base = ["solve", "--model", "tiny"]
     else:

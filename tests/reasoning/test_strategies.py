@@ -92,6 +92,21 @@ def test_best_of_n_takes_a_verifier_by_dotted_path(make_backend, image, tmp_path
     assert trace.answer == "4" and len(backend.calls) == 1  # no model judge calls
 
 
+def test_best_of_n_can_vote_with_the_verifier_scores(make_backend, image, tmp_path, monkeypatch):
+    (tmp_path / "my_scores.py").write_text(
+        "def verify(images, question, candidates):\n"
+        "    return [0.9 if '<answer>4' in c else 0.6 for c in candidates]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    backend = make_backend(lambda r: [DONE.format(a) for a in ["5", "4", "5"]])
+    best = solve(image, "How many?", strategy="best-of-n", n=3, verifier="my_scores:verify", backend=backend)
+    voted = solve(image, "How many?", strategy="best-of-n", n=3, verifier="my_scores:verify", final="vote",
+                  backend=backend)  # fmt: skip
+    assert best.answer == "4" and voted.answer == "5"  # 0.9 alone against 0.6 + 0.6
+    with pytest.raises(ValueError, match="final must be"):
+        solve(image, "How many?", strategy="best-of-n", final="most", backend=backend)
+
+
 def tot_model(last_text, delay=0.0):
     """Thoughts: 'good k' leads to the answer 7, 'bad k' to 1; the judge likes good thoughts."""
     seen = []

@@ -128,3 +128,16 @@ def test_prm_head_learns_step_labels(tiny_folder):
     assert good > 0.8 and mixed < 0.2 and bad < 0.2
     steps = prm.step_scores([image], QUESTION, ["".join(rows[1]["chunks"])])[0]
     assert steps[0] > 0.8 and steps[1] < 0.2  # the score drops at the wrong step
+
+
+def test_prm_without_thinking_and_with_the_ranking_loss(coin, tmp_path):
+    folder, data = coin
+    code, output = run("prm", *common(folder, data, tmp_path), "--think", "false", "--samples_per_item", "3",
+                       "--rollouts_per_step", "2", "--max_steps", "1", "--ranking", "1.0")  # fmt: skip
+    assert code == 0, output
+    assert '"pair_accuracy"' in output
+    rows = [json.loads(line) for line in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert len(rows) == 4 * 3
+    for row in rows:  # the sampled text as it came, no <think> put in front of it
+        assert not row["chunks"][0].startswith("<think><think>")
+        assert row["labels"][-1] == row["correct"] and len(row["labels"]) == len(row["chunks"])
