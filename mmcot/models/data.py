@@ -52,7 +52,7 @@ SCENE_FAMILIES = ("count", "attribute", "spatial", "odd_one_out", "small_object"
 IMAGE_LOOP_TOOLS = ("zoom", "crop")
 PYTHON_TOOLS = ("python",)
 ZOOM_THINK = "The {what} is too small to see at this size, so I zoom into the region where it is."
-KINDS = ("direct", "think", "describe", "exists", "context", "zoomed", "tool", "judge")
+KINDS = ("direct", "think", "describe", "exists", "lookup", "context", "zoomed", "tool", "judge")
 
 
 @dataclass
@@ -90,11 +90,12 @@ def parse_weights(text: str) -> dict[str, float]:
 # Families each kind applies to (None: every family); rows draw a family, then a kind that fits it.
 APPLIES = {
     "exists": set(SCENE_FAMILIES) - {"rotation"},
+    "lookup": set(SCENE_FAMILIES) - {"rotation", "small_object"},
     "zoomed": {"small_object"},
     "tool": {"small_object", "arithmetic", "bar_chart"},
 }
 # Rough token counts (tiny tokenizer) per kind, for batching rows of similar length together.
-LENGTH_HINTS = {"direct": 100, "think": 170, "describe": 150, "exists": 85, "context": 190, "zoomed": 200,
+LENGTH_HINTS = {"direct": 100, "think": 170, "describe": 150, "exists": 85, "lookup": 160, "context": 190, "zoomed": 200,
                 "judge": 200, "tool": 500}  # fmt: skip
 
 
@@ -181,6 +182,8 @@ def conversation(item: Item, kind: str, rng: random.Random) -> dict | None:
                    item.images)  # fmt: skip
     if kind == "exists":
         return exists_row(item, rng)
+    if kind == "lookup":
+        return lookup_row(item, rng)
     if kind == "context":
         text = FROM_DESCRIPTION.format(description=describe(item), question=q)
         images = item.images if rng.random() < 0.7 else []
@@ -277,6 +280,32 @@ def exists_row(item: Item, rng: random.Random) -> dict | None:
     answer = "yes" if any(hit(o) for o in inside) else "no"
     text = EXISTS.format(target=phrase)
     return row([user([image], text), {"role": "assistant", "content": answer}], [image])
+
+
+def lookup_row(item: Item, rng: random.Random) -> dict | None:
+    """One scene, then an attribute question about each of its objects in turn, answered in the same conversation:
+    the shape drawn in a color that only one object has, the color of a shape only one object has. Every answer is
+    a lookup from the named attribute to the other one in the same place of the image."""
+    from mmcot.evals.puzzles.attribute import TEMPLATES
+
+    objects = item.metadata.get("objects") or []
+    turns = []
+    for obj in objects:
+        asks = []
+        if sum(o["color"] == obj["color"] for o in objects) == 1:
+            asks.append((rng.choice(TEMPLATES["shape_of_color"]).format(color=obj["color"]), obj["shape"]))
+        if sum(o["shape"] == obj["shape"] for o in objects) == 1:
+            asks.append((rng.choice(TEMPLATES["color_of_shape"]).format(shape=obj["shape"]), obj["color"]))
+        if asks:
+            turns.append(rng.choice(asks))
+    if len(turns) < 2:
+        return None
+    rng.shuffle(turns)
+    messages = []
+    for k, (question, answer) in enumerate(turns):
+        messages.append(user(item.images, question) if k == 0 else {"role": "user", "content": question})
+        messages.append({"role": "assistant", "content": answer})
+    return row(messages, item.images)
 
 
 def _overlap(a: list[float], b: list[float]) -> bool:

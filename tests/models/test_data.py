@@ -94,6 +94,22 @@ def test_existence_answers_agree_with_the_scene():
     assert seen["yes"] > 10 and seen["no"] > 10
 
 
+def test_lookup_turns_ask_each_object_by_its_unique_attribute():
+    rng = random.Random(0)
+    rows = [(item, conversation(item, "lookup", rng)) for item in (puzzle("attribute", i) for i in range(30))]
+    rows = [(item, row) for item, row in rows if row is not None]
+    assert len(rows) > 10
+    for item, row in rows:
+        objects, messages = item.metadata["objects"], row["messages"]
+        assert placeholders(row) == 1 and len(messages) >= 4 and len(messages) % 2 == 0
+        for ask, reply in zip(messages[::2], messages[1::2], strict=True):
+            text = ask["content"] if isinstance(ask["content"], str) else ask["content"][-1]["text"]
+            words = text.rstrip("?.").split()
+            named = [o for o in objects if (o["color"] in words) != (o["shape"] in words)]
+            assert len(named) == 1, text  # the attribute asked about names exactly one object
+            assert reply["content"] in (named[0]["color"], named[0]["shape"]) and reply["content"] not in text
+
+
 def test_scene_targets_mark_each_object_center_once():
     from mmcot.models.targets import COLORS, targets
 
