@@ -7,7 +7,7 @@ yes/no verdicts on tiles are at chance).
 
 It is a small CNN on the pixels (four stride-2 blocks, 0.59 M parameters) at the models' native 128 px, trained
 here from scratch. A head on the VLM's own frozen tower was tried first and read the small shapes' colors but not
-their shapes (README, Reasoning strategies): the tower was trained on filled shapes, these are thin outlines.
+their shapes (README, Models): the tower was trained on filled shapes, these are thin outlines.
 Training rows are crops of small_object training puzzles at the scales a search cuts (the whole image down to a
 sixth of its side), most of them around one of the small shapes; labels come from the puzzle metadata.
 ``--publish NAME`` adds ``detector.safetensors`` and ``detector.json`` to a shipped checkpoint folder; a backend
