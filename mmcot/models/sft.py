@@ -4,9 +4,10 @@
     mmcot train align --preset tiny --config recipes/tiny-align.yaml
     mmcot train sft --preset tiny --config recipes/tiny-sft.yaml [--publish tiny]
 
-align builds the preset's model around the pretrained tower (``--vision_path``), freezes tower and language model,
-and trains the projector. sft starts from the align output (``--init_path``): the tiny preset trains the language
-model and projector; the smol preset trains LoRA adapters on SmolLM2 plus the projector. The loss covers assistant
+align builds the preset's model around the pretrained tower (``--vision_path``), starts the projector in closed form
+(``init_projector``), and may train it with tower and language model frozen. sft starts from the align output
+(``--init_path``): the tiny preset trains the language model, the smol preset LoRA adapters on SmolLM2; the projector
+trains too unless ``--freeze_projector`` (both shipped recipes freeze it). The loss covers assistant
 tokens only (the chat template's generation markers). Each stage ends with a greedy direct-answer eval per puzzle
 family on test puzzles, written into the model card beside the weights; ``--publish NAME`` also copies the result
 into ``mmcot/models/checkpoints/NAME`` (stored as ``save_dtype``).
@@ -37,6 +38,11 @@ class LlavaStageArgs(StageArgs, DataMix):
         default=30, metadata={"help": "Test puzzles per family for the end-of-stage eval in the model card (0: skip)."}
     )
     train_vision: bool = field(default=False, metadata={"help": "Also train the vision tower (default: frozen)."})
+    vision_path: str = field(
+        default="runs/tiny/vision/final",
+        metadata={"help": "The pretrained tower (vision) and its heads.pt, which align's projector start reads "
+                  "(and sft's --reinit_projector)."},
+    )  # fmt: skip
     save_dtype: str = field(
         default="float16", metadata={"help": "dtype of the saved weights: float16, bfloat16, float32."}
     )
@@ -69,7 +75,6 @@ class LlavaStageArgs(StageArgs, DataMix):
 @dataclass
 class AlignConfig(LlavaStageArgs, TextArch, SFTConfig):
     output_dir: str = field(default="", metadata={"help": "Where checkpoints and the model go (runs/PRESET/align)."})
-    vision_path: str = field(default="runs/tiny/vision/final", metadata={"help": "The pretrained tower (vision)."})
     tokenizer_path: str = field(default="runs/tiny/tokenizer", metadata={"help": "The tiny preset's tokenizer."})
     kinds: str = field(default="describe:1", metadata={"help": "Conversation kinds: stage 1 sees descriptions."})
     learning_rate: float = field(default=1e-3, metadata={"help": "AdamW learning rate (projector)."})
@@ -106,8 +111,8 @@ class SftConfig(LlavaStageArgs, SFTConfig):
     reinit_projector: bool = field(
         default=False,
         metadata={"help": "Start the projector afresh the way align does (init_projector: standardized tower "
-                  "features, image tokens as the words of what each patch shows), e.g. to continue a model whose "
-                  "language model learned to ignore its image tokens."},
+                  "features, image tokens as the words of what each patch shows, the tower's heads from --vision_path), "
+                  "e.g. to continue a model whose language model learned to ignore its image tokens."},
     )  # fmt: skip
     freeze_projector: bool = field(
         default=False,
@@ -217,8 +222,7 @@ def build_for_align(cfg: AlignConfig):
     torch.manual_seed(cfg.seed)
     model, processor = preset.build(arch, cfg, cfg.tokenizer_path if preset.trains_tokenizer else None)
     model.model.vision_tower.load_state_dict(tower.state_dict())
-    heads = Path(cfg.vision_path) / "heads.pt"
-    init_projector(model, processor, cfg.seed, heads=torch.load(heads) if heads.is_file() else None)
+    init_projector(model, processor, cfg.seed, heads=tower_heads(cfg.vision_path))
     model.requires_grad_(False)
     model.model.multi_modal_projector.requires_grad_(True)
     if cfg.train_vision:
@@ -299,6 +303,14 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: 
         proj.linear_2.bias *= scale
 
 
+def tower_heads(vision_path: str) -> dict | None:
+    """The vision stage's color and shape heads (``heads.pt`` beside its tower), or None when there are none."""
+    import torch
+
+    path = Path(vision_path) / "heads.pt"
+    return torch.load(path) if path.is_file() else None
+
+
 def word_embedding(tokenizer, embed, word: str):
     """The embedding of ``word`` as a language model meets it both mid-sentence (" red") and first ("red"); words
     of several tokens are averaged."""
@@ -321,7 +333,7 @@ def build_for_sft(cfg: SftConfig):
     except ModelError as e:
         raise StageError(f"cannot start stage 2 from {cfg.init_path}: {e} (run `mmcot train align` first)") from None
     if cfg.reinit_projector:
-        init_projector(model, processor, cfg.seed, fresh=True)
+        init_projector(model, processor, cfg.seed, fresh=True, heads=tower_heads(cfg.vision_path))
     model.train()
     model.requires_grad_(False)
     if cfg.lora_r or preset.lora:

@@ -181,14 +181,15 @@ def test_align_starts_image_tokens_as_the_words_of_what_each_patch_shows(pipelin
 
 def test_align_and_reinit_start_the_projector_at_the_text_embeddings_scale(pipeline, tmp_path):
     """The shipped models' image tokens are 100x the size of their text tokens: align now starts the projector from
-    standardized tower features, sized like the text embeddings, and `sft --reinit_projector` restarts it so."""
+    standardized tower features, sized like the text embeddings, and `sft --reinit_projector` restarts it so, with
+    the tower's heads from --vision_path as its first hidden units (as align does)."""
     import torch
     from safetensors.torch import load_file
 
     from mmcot.evals.puzzles import generate
     from mmcot.models.load import load_model
 
-    root, _, _, align = pipeline
+    root, _, vis, align = pipeline
     with torch.no_grad():  # blow the projector up as the shipped one is, then restart it
         folder = tmp_path / "big"
         big, processor = load_model(str(align))
@@ -196,7 +197,8 @@ def test_align_and_reinit_start_the_projector_at_the_text_embeddings_scale(pipel
         big.save_pretrained(folder)
         processor.save_pretrained(folder)
     out = run_stage("sft", [*sft_args(root, folder, 1), "--output_dir", str(tmp_path / "re"), "--eval_per_family",
-                            "0", "--reinit_projector", "true"])  # fmt: skip
+                            "0", "--reinit_projector", "true", "--vision_path", str(vis), "--freeze_projector",
+                            "true"])  # fmt: skip
     images = [it.images[0] for it in generate("count,attribute", n=4, split="val")]
     ratios = []
     for path in (align, folder, out):
@@ -209,7 +211,9 @@ def test_align_and_reinit_start_the_projector_at_the_text_embeddings_scale(pipel
             ratios.append(float(feats.pow(2).mean().sqrt() / text.pow(2).mean().sqrt()))
         assert feats.std(0).mean() > 0.1 * feats.pow(2).mean().sqrt()  # image tokens still differ from one another
     assert 0.5 < ratios[0] < 2 and ratios[1] > 20 and 0.5 < ratios[2] < 2, ratios
-    assert "multi_modal_projector.linear_1.weight" in load_file(out / "model.safetensors")
+    saved = load_file(out / "model.safetensors")["multi_modal_projector.linear_1.weight"]
+    heads = torch.load(vis / "heads.pt")["color.weight"]
+    assert torch.allclose(saved[: len(heads)].float(), heads, atol=1e-2)
 
 
 def test_sft_continues_a_trained_adapter_folder(pipeline, packaged_base, monkeypatch):
