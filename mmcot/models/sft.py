@@ -43,6 +43,11 @@ class LlavaStageArgs(StageArgs, DataMix):
         metadata={"help": "The pretrained tower (vision) and its heads.pt, which align's projector start reads "
                   "(and sft's --reinit_projector)."},
     )  # fmt: skip
+    background_word: bool = field(
+        default=False,
+        metadata={"help": "The projector's word start maps empty patches to the word \"background\" instead of to "
+                  "nothing (reads better after part 1; the shipped models were trained without it, README, Models)."},
+    )  # fmt: skip
     save_dtype: str = field(
         default="float16", metadata={"help": "dtype of the saved weights: float16, bfloat16, float32."}
     )
@@ -222,7 +227,7 @@ def build_for_align(cfg: AlignConfig):
     torch.manual_seed(cfg.seed)
     model, processor = preset.build(arch, cfg, cfg.tokenizer_path if preset.trains_tokenizer else None)
     model.model.vision_tower.load_state_dict(tower.state_dict())
-    init_projector(model, processor, cfg.seed, heads=tower_heads(cfg.vision_path))
+    init_projector(model, processor, cfg.seed, heads=tower_heads(cfg.vision_path), background=cfg.background_word)
     model.requires_grad_(False)
     model.model.multi_modal_projector.requires_grad_(True)
     if cfg.train_vision:
@@ -230,7 +235,9 @@ def build_for_align(cfg: AlignConfig):
     return model, processor, preset
 
 
-def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: bool = False, heads=None) -> None:
+def init_projector(
+    model, processor, seed: int = 0, n_images: int = 384, fresh: bool = False, heads=None, background: bool = False
+) -> None:
     """Start the projector where the language model can read it: image tokens that already say, in the language
     model's own word embeddings, what each patch shows. This is what LLaVA's stage 1 buys with a pretrained language
     model, done in closed form, so it also serves a language model trained from scratch (tiny), whose stage 1 on a
@@ -240,11 +247,13 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: 
        passed that on, and the models trained so answered the same with a shuffled image, README, Models): their
        per-dimension mean and spread are folded into the first linear layer.
     2. The second layer is the ridge regression of each patch's words, from the puzzle metadata (``targets.py``):
-       the embeddings of its color and its shape (" red" + "red" + " triangle" + "triangle"; nothing for background),
-       then scaled so image tokens are the size of text tokens. With ``heads`` (the vision stage's ``heads.pt``),
-       the tower's own color and shape heads are the first hidden units the regression reads: on test puzzles the
-       nearest color word of an object patch's token is then its own color for 88% of patches, 79% without. A
-       question's "triangle" then finds the triangle's patches by embedding match, and the answer "red" is already in
+       the embeddings of its color and its shape (" red" + "red" + " triangle" + "triangle"; with ``background``,
+       the word "background" for an empty patch), then scaled so image tokens are the size of text tokens. Empty
+       patches need their word: regressed to nothing they came out as small vectors in random directions, which the
+       language model's RMSNorm blew up into loud noise on most image tokens (tiny, 300 attribute steps: 49% -> 71%,
+       README, Models). With ``heads`` (the vision stage's ``heads.pt``), the tower's own color and shape heads are
+       the first hidden units the regression reads: on test puzzles the nearest color word of an object patch's
+       token is then its own color for 88% of patches, 79% without. A question's "triangle" then finds the triangle's patches by embedding match, and the answer "red" is already in
        them (tied embeddings). Measured on tiny (README, Models): in 150 steps a larger likelihood gap between its
        own image and another's (+0.31) than the standardization alone gave in 400 (+0.18).
 
@@ -262,6 +271,7 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: 
     pixels = processor.image_processor([it.images[k] for it, k in pairs], return_tensors="pt")["pixel_values"]
     embed = model.get_input_embeddings().weight.detach().float()
     words = [word_embedding(processor.tokenizer, embed, w) for w in COLORS + SHAPES[1:]]
+    empty = word_embedding(processor.tokenizer, embed, "background")
     proj = model.model.multi_modal_projector
     with torch.no_grad():
         if fresh:
@@ -287,6 +297,8 @@ def init_projector(model, processor, seed: int = 0, n_images: int = 384, fresh: 
                 if color < 0:
                     continue  # no geometry (mazes, digits): no word to align to
                 known[n * grid * grid + p] = True
+                if color == 0 and shape == 0 and background:
+                    want[n * grid * grid + p] = empty
                 if color > 0:
                     want[n * grid * grid + p] += words[color - 1]
                 if shape > 0:
@@ -333,7 +345,9 @@ def build_for_sft(cfg: SftConfig):
     except ModelError as e:
         raise StageError(f"cannot start stage 2 from {cfg.init_path}: {e} (run `mmcot train align` first)") from None
     if cfg.reinit_projector:
-        init_projector(model, processor, cfg.seed, fresh=True, heads=tower_heads(cfg.vision_path))
+        init_projector(
+            model, processor, cfg.seed, fresh=True, heads=tower_heads(cfg.vision_path), background=cfg.background_word
+        )
     model.train()
     model.requires_grad_(False)
     if cfg.lora_r or preset.lora:
