@@ -253,8 +253,8 @@ def init_projector(
        language model's RMSNorm blew up into loud noise on most image tokens (tiny, 300 attribute steps: 49% -> 71%,
        README, Models). With ``heads`` (the vision stage's ``heads.pt``), the tower's own color and shape heads are
        the first hidden units the regression reads: on test puzzles the nearest color word of an object patch's
-       token is then its own color for 88% of patches, 79% without. A question's "triangle" then finds the triangle's patches by embedding match, and the answer "red" is already in
-       them (tied embeddings). Measured on tiny (README, Models): in 150 steps a larger likelihood gap between its
+       token is then its own color for 88% of patches, 79% without. A question's "triangle" then finds the
+       triangle's patches by embedding match, and the answer "red" is already in them (tied embeddings). Measured on tiny (README, Models): in 150 steps a larger likelihood gap between its
        own image and another's (+0.31) than the standardization alone gave in 400 (+0.18).
 
     Plain weights: the checkpoint stays a stock LLaVA. ``fresh`` first resets the projector to LLaVA's
