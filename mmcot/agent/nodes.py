@@ -94,7 +94,8 @@ class Step:
         thought closed). Either way its reply is not silently lost."""
         if self.ctx.cancel is not None and self.ctx.cancel.is_set():
             raise OutOfBudget("cancelled")
-        left = self.ctx.tokens_left(self.state) - int(self.usage.get("completion_tokens", 0))
+        used = int(self.usage.get("completion_tokens", 0))
+        left = self.ctx.tokens_left(self.state) - used
         if left <= 0:
             raise OutOfBudget("max_tokens")
         cap = max(1, left // sum(r.n for r in requests))
@@ -114,9 +115,17 @@ class Step:
         for i in opened:
             out[i] = [replace(c, text=END_THINK + c.text) if _ended_in_thought(c) else c for c in out[i]]
         silent = [i for i in opened if all(c.text == END_THINK for c in out[i])]
-        if silent:  # without the <think>, or, where the template opened it, with it closed at once
+        left -= int(self.usage.get("completion_tokens", 0)) - used
+        if silent and left <= 0:
+            self.usage["capped"] = 1  # the first try spent the token budget: no second one
+        elif silent:  # without the <think>, or, where the template opened it, with it closed at once
             prefix = END_THINK if self.ctx.opens_think else ""
-            again = self._call([replace(capped[i], prefix=prefix) for i in silent], None, stream)
+            cap = max(1, left // sum(requests[i].n for i in silent))
+            retry = []
+            for i in silent:
+                sampling = replace(capped[i].sampling, max_tokens=min(capped[i].sampling.max_tokens, cap))
+                retry.append(replace(capped[i], prefix=prefix, sampling=sampling))
+            again = self._call(retry, [requests[i] for i in silent], stream)
             for i, completions in zip(silent, again, strict=True):
                 out[i] = [replace(c, text=END_THINK + c.text) for c in completions]
         return out

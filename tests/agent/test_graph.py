@@ -299,7 +299,9 @@ def test_a_streamed_checkpointed_conversation_on_the_shipped_model(image, tmp_pa
     kinds = [e["type"] for e in events]
     assert kinds[0] == "token" and kinds[-2:] == ["answer", "stop"] and "thought" in kinds
     streamed = "".join(e["text"] for e in events if e["type"] == "token")
-    assert first.nodes[0].text == "<think>" + streamed and 1 <= first.completion_tokens <= 6
+    # what streamed is the thought; a model that ends its turn inside it has it read as its reply (nodes.generate)
+    assert first.nodes[0].text in ("<think>" + streamed, "<think></think>" + streamed)
+    assert streamed and 1 <= first.completion_tokens <= 6
     assert events[-1]["reason"] == first.stop_reason and first.stop_reason in ("answer", "no_answer", "max_tokens")
     second = solve(image, "And now?", strategy="direct", backend=tiny, budget={"max_tokens": 2}, thread="real",
                    checkpoint=db)  # fmt: skip

@@ -74,8 +74,9 @@ def test_solve_prints_the_trace_and_the_answer(image_file, tiny, tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "[0] thought:" in result.output and "[2] score <- 0,1: vote" in result.output
-    assert "answer:" in result.output and "stop: " in result.output and "2 model calls" not in result.output
-    saved = json.loads((out / "trace.json").read_text())
+    assert "answer:" in result.output and "stop: " in result.output
+    saved = json.loads((out / "trace.json").read_text())  # the n samples are one call (two if asked again, nodes.py)
+    assert saved["model_calls"] in (1, 2) and f"| {saved['model_calls']} model call" in result.output
     assert saved["strategy"] == "self-consistency" and (out / "images" / "image_0.png").is_file()
 
 
@@ -91,11 +92,11 @@ def test_solve_json(image_file, tiny):
 
 def test_solve_budget_options(image_file, tiny):
     args = ["solve", "-q", "q?", "--image", str(image_file), "--model", "tiny", "--strategy", "cot",
-            "--budget-tokens", "3", "--json"]  # fmt: skip
+            "--budget-tokens", "1", "--json"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     trace = json.loads(result.output)
-    assert trace["stop_reason"] == "max_tokens" and trace["completion_tokens"] <= 3
+    assert trace["stop_reason"] == "max_tokens" and trace["completion_tokens"] <= 1
 
 
 def test_the_default_model_is_smol_when_shipped_else_tiny(monkeypatch):
