@@ -91,7 +91,7 @@ class Step:
         A model never taught to think (the shipped smol) ends its turn inside the ``<think>`` it was given: what it
         wrote there was its reply, so it comes back after an empty thought (``</think>``). One that ends at once,
         writing nothing, is asked once more without the ``<think>`` (or, where its chat template opened it, with the
-        thought closed). Either way its reply is not silently lost."""
+        thought closed), within what is left of the token budget. Either way its reply is not silently lost."""
         if self.ctx.cancel is not None and self.ctx.cancel.is_set():
             raise OutOfBudget("cancelled")
         used = int(self.usage.get("completion_tokens", 0))

@@ -60,3 +60,23 @@ def test_a_template_that_opens_think_gets_the_thought_closed_on_the_retry(make_b
     trace = solve(image, "What color?", strategy="cot", backend=backend)
     assert [call[0].prefix for call in backend.calls] == ["", "</think>"]
     assert trace.answer == "blue" and trace.nodes[0].text == "<think></think>blue"
+
+
+def test_the_retry_keeps_to_the_token_budget(make_backend, image):
+    """The second try after an empty thought gets what the first left of the turn's token budget, and a reply cut
+    there stops as max_tokens. The first try's end-of-turn token counts, as a real model's does."""
+    from mmcot.models.backend import Completion
+
+    class EndsAtOnce(make_backend):
+        def _complete(self, request, text):
+            if request.prefix == "<think>":
+                return Completion("", prompt_tokens=10, completion_tokens=1, finish_reason="stop")
+            return super()._complete(request, text)
+
+    backend = EndsAtOnce(lambda r: "the answer is blue")
+    trace = solve(image, "What color?", strategy="cot", backend=backend, budget={"max_tokens": 3})
+    assert [call[0].sampling.max_tokens for call in backend.calls] == [3, 2]
+    assert trace.stop_reason == "max_tokens" and trace.completion_tokens == 3
+    backend = EndsAtOnce(lambda r: "blue")  # a first try that spends the whole budget leaves no second one
+    trace = solve(image, "What color?", strategy="cot", backend=backend, budget={"max_tokens": 1})
+    assert len(backend.calls) == 1 and trace.stop_reason == "max_tokens"

@@ -152,7 +152,8 @@ def test_align_starts_image_tokens_as_the_words_of_what_each_patch_shows(pipelin
     """max_steps 0: the closed-form start alone. On validation puzzles, an object patch's image token is nearest
     (among the seven color words' embeddings) to its own color's word far above chance (1 in 7). With the background
     word, empty patches all say one word ("background") rather than small noise that the language model's RMSNorm
-    would make loud."""
+    would make loud. With the position words, a token's coordinate from "left" to "right" (from "above" to "below")
+    follows its patch's column (row)."""
     import torch
 
     from mmcot.evals.puzzles import generate
