@@ -98,14 +98,9 @@ class Step:
         left = self.ctx.tokens_left(self.state) - used
         if left <= 0:
             raise OutOfBudget("max_tokens")
-        cap = max(1, left // sum(r.n for r in requests))
-        capped = [
-            replace(
-                r,
-                sampling=replace(r.sampling, max_tokens=min(r.sampling.max_tokens, cap)),
-                prefix=r.prefix.removeprefix(THINK) if self.ctx.opens_think else r.prefix,  # it is there already
-            )
-            for r in requests
+        capped = [  # where the template opened <think>, it is there already
+            replace(r, prefix=r.prefix.removeprefix(THINK) if self.ctx.opens_think else r.prefix)
+            for r in _fit(requests, left)
         ]
         out = self._call(capped, requests, stream)
         if self.ctx.cancel is not None and self.ctx.cancel.is_set():
@@ -120,11 +115,7 @@ class Step:
             self.usage["capped"] = 1  # the first try spent the token budget: no second one
         elif silent:  # without the <think>, or, where the template opened it, with it closed at once
             prefix = END_THINK if self.ctx.opens_think else ""
-            cap = max(1, left // sum(requests[i].n for i in silent))
-            retry = []
-            for i in silent:
-                sampling = replace(capped[i].sampling, max_tokens=min(capped[i].sampling.max_tokens, cap))
-                retry.append(replace(capped[i], prefix=prefix, sampling=sampling))
+            retry = [replace(r, prefix=prefix) for r in _fit([capped[i] for i in silent], left)]
             again = self._call(retry, [requests[i] for i in silent], stream)
             for i, completions in zip(silent, again, strict=True):
                 out[i] = [replace(c, text=END_THINK + c.text) for c in completions]
@@ -277,6 +268,12 @@ def finish(state: State, step: Step) -> dict:
 
 
 # ---- the model-and-tools loop (image-loop, react, chat) ----
+
+
+def _fit(requests: list[Request], left: int) -> list[Request]:
+    """The requests with their max tokens capped so that all their samples together fit in ``left`` tokens."""
+    cap = max(1, left // sum(r.n for r in requests))
+    return [replace(r, sampling=replace(r.sampling, max_tokens=min(r.sampling.max_tokens, cap))) for r in requests]
 
 
 def _ended_in_thought(c: Completion) -> bool:
