@@ -112,6 +112,8 @@ def conclude(state: State, step: Step) -> dict:
     cfg: Config = step.config
     work = state.get("work") or {}
     paths = work.get("done", []) + work.get("frontier", [])
+    if not paths:  # every sampled thought was empty or a repeat: finish from the root, as plain CoT would
+        paths = [{"node": None, "text": "", "score": 0.0}]
     _rollout(state, step, [p for p in paths if not p.get("answer")])
     paths = [p for p in paths if p.get("answer")]
     if not paths:
@@ -133,7 +135,8 @@ def _rollout(state: State, step: Step, paths: list[dict]) -> None:
     for p, (c,) in zip(paths, step.generate(reqs), strict=True):
         p["rollout"] = p["text"] + c.text
         p["answer"] = prompts.answer_of(prompts.THINK + p["rollout"])
-        step.node("thought", c.text, parents=[p["node"]], tokens=c.completion_tokens, meta={"rollout": True})
+        parents = [p["node"]] if p["node"] is not None else None
+        step.node("thought", c.text, parents=parents, tokens=c.completion_tokens, meta={"rollout": True})
 
 
 def build(g: Builder) -> None:

@@ -252,10 +252,19 @@ class Kernel:
         import zmq
 
         if replace:
-            self._monitor.close(linger=0)
+            self._unwatch_iopub()
             self.client.iopub_channel.close()
             self.client._iopub_channel = None
         self._monitor = self.client.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+
+    def _unwatch_iopub(self) -> None:
+        """Stop the monitor at the monitored socket before closing our end: libzmq sends events with a blocking
+        send from the context's I/O thread, so an event raised after our end is gone (the kernel killed while its
+        socket is being reaped) would block that thread for good, and with it every kernel connection after."""
+        if self._monitor is not None:
+            self.client.iopub_channel.socket.disable_monitor()
+            self._monitor.close(linger=0)
+            self._monitor = None
 
     def _dying(self) -> bool:
         """Whether the kernel is exiting (its connections drop first; give the process a moment to end)."""
@@ -294,8 +303,7 @@ class Kernel:
     def close(self) -> None:
         """Kill the kernel and everything it started (the whole sandbox) and free its files."""
         if self.client is not None:
-            if self._monitor is not None:
-                self._monitor.close(linger=0)
+            self._unwatch_iopub()
             self.client.stop_channels()
             self.client = None
         if self.proc is not None and self.proc.poll() is None:

@@ -147,6 +147,17 @@ def test_tot_rollout_value(make_backend, image, last_text):
     assert any(n.meta.get("by") == "rollout" for n in trace.nodes if n.kind == "score")
 
 
+def test_tot_answers_when_every_thought_is_empty(make_backend, image):
+    """A model that ends each thought at once (an empty line) still gets an answer: ToT finishes from the root."""
+
+    def respond(r):
+        return [""] * r.n if r.sampling.stop == ["\n"] else DONE.format(3)
+
+    trace = solve(image, "q?", strategy="tot", breadth=2, beam=2, depth=2, backend=make_backend(respond))
+    assert trace.answer == "3" and trace.stop_reason == "answer"
+    assert [n.kind for n in trace.nodes] == ["thought"] and trace.nodes[0].meta["rollout"]
+
+
 def test_got_generates_aggregates_refines(make_backend, image, last_text):
     def respond(r):
         t = last_text(r)

@@ -1,12 +1,14 @@
 """The python tool on real sandboxed Jupyter kernels: state, outputs, images both ways, timeouts, restarts, pool."""
 
 import os
+import signal
 import time
+from dataclasses import replace
 
 from PIL import Image
 
 from mmcot.tools import ToolCall, ToolContext, run_tool_call, tool_message
-from mmcot.tools.kernels import KernelConfig, get_pool
+from mmcot.tools.kernels import Kernel, KernelConfig, get_pool
 from mmcot.tools.python_tool import PythonTool
 from mmcot.tools.sandbox import SandboxConfig, check_sandbox
 
@@ -97,6 +99,24 @@ def test_pool_hands_out_warm_kernels(python_tool):
     try:
         assert kernel.alive() and took < 0.5
         assert kernel.execute("print(np.zeros(3).sum())").text == "0.0\n"  # the prelude ran before it was handed out
+    finally:
+        kernel.close()
+
+
+def test_a_kernel_dying_after_its_monitor_is_stopped_leaves_the_connections_working(python_tool):
+    """libzmq raises monitor events from the zmq context's I/O thread with a blocking send. A kernel that dies while
+    its client is closing (its monitor's reading end already closed) once blocked that thread for good, and every
+    kernel started after it in the process never became ready. Stopping the monitor comes first now."""
+    config = replace(python_tool.config, pool_size=0, startup_timeout_s=20.0)
+    doomed = Kernel(config)
+    doomed._unwatch_iopub()  # what close() does first
+    os.killpg(doomed.proc.pid, signal.SIGKILL)  # the kernel goes while its output socket is still connected
+    doomed.proc.wait()
+    time.sleep(0.3)
+    doomed.close()
+    kernel = Kernel(config)  # the same zmq context
+    try:
+        assert kernel.execute("print(6 * 7)").text == "42\n"
     finally:
         kernel.close()
 
