@@ -2,7 +2,8 @@
 ``<think>`` block. Each level expands every kept state into ``breadth`` sampled next thoughts (one request with
 ``n=breadth`` per state, the states fanned out in parallel with LangGraph ``Send`` and merged into one backend
 batch), scores the new states, prunes those below ``prune`` and keeps the best ``beam``. After ``depth`` levels the
-kept states are finished into answers; the answer is the best-scored one's (or a score-weighted vote).
+kept states are finished into answers; the answer is the best-scored one's (or a score-weighted vote). A state
+whose finish ends still inside the thought is asked for its answer: the thought closed, the answer opened.
 
 Values: ``self`` asks the model whether the reasoning so far is right (the yes rate over ``judge_samples``);
 ``rollout`` finishes each state greedily and scores it by how many sibling rollouts reach the same answer (a
@@ -19,6 +20,8 @@ from mmcot.agent.graph import Builder, Strategy
 from mmcot.agent.nodes import Step
 from mmcot.agent.state import Context, State
 from mmcot.reasoning import prompts, verify
+
+FORCED_TOKENS = 16  # an answer asked for after the thought: a word, a number, a short phrase
 
 
 @dataclass
@@ -136,7 +139,24 @@ def _rollout(state: State, step: Step, paths: list[dict]) -> None:
         p["rollout"] = p["text"] + c.text
         p["answer"] = prompts.answer_of(prompts.THINK + p["rollout"])
         parents = [p["node"]] if p["node"] is not None else None
-        step.node("thought", c.text, parents=parents, tokens=c.completion_tokens, meta={"rollout": True})
+        p["last"] = step.node("thought", c.text, parents=parents, tokens=c.completion_tokens, meta={"rollout": True})
+    _force_answers(messages, step, [p for p in paths if not p["answer"]])
+
+
+def _force_answers(messages: list[dict], step: Step, paths: list[dict]) -> None:
+    """Rollouts that ended, or ran out of tokens, still inside the thought get their answer asked for: the thought
+    is closed and the answer opened after it (one batched call), as budget forcing ends a long thought."""
+    if not paths:
+        return
+    close = prompts.END_THINK + prompts.ANSWER
+    reqs = [
+        prompts.request(messages, FORCED_TOKENS, prefix=prompts.THINK + p["rollout"] + close, stop=["</answer>"])
+        for p in paths
+    ]
+    for p, (c,) in zip(paths, step.generate(reqs), strict=True):
+        p["rollout"] += close + c.text.split("</answer>")[0] + "</answer>"
+        p["answer"] = prompts.answer_of(prompts.ANSWER + c.text)
+        step.node("thought", close + c.text, parents=[p["last"]], tokens=c.completion_tokens, meta={"forced": True})
 
 
 def build(g: Builder) -> None:

@@ -158,6 +158,24 @@ def test_tot_answers_when_every_thought_is_empty(make_backend, image):
     assert [n.kind for n in trace.nodes] == ["thought"] and trace.nodes[0].meta["rollout"]
 
 
+def test_tot_asks_for_the_answer_a_rollout_did_not_give(make_backend, image, last_text):
+    """A model that goes on thinking without ever closing the thought gets its answer asked for."""
+
+    def respond(r):
+        if "Is this answer correct" in last_text(r):
+            return "yes"
+        if r.sampling.stop == ["\n"]:
+            return [f"step {i}" for i in range(r.n)]
+        return "7" if r.prefix.endswith("</think><answer>") else "still thinking"
+
+    backend = make_backend(respond)
+    trace = solve(image, "q?", strategy="tot", breadth=2, beam=1, depth=1, backend=backend)
+    assert trace.answer == "7" and trace.stop_reason == "answer"
+    forced = [n for n in trace.nodes if n.meta.get("forced")]
+    assert len(forced) == 1 and trace.nodes[forced[0].parents[0]].meta["rollout"]
+    assert [c[0].sampling.stop for c in backend.calls if c[0].prefix.endswith("<answer>")] == [["</answer>"]]
+
+
 def test_got_generates_aggregates_refines(make_backend, image, last_text):
     def respond(r):
         t = last_text(r)
