@@ -19,6 +19,7 @@ Errors (unknown name, corrupt folder, missing package) raise :class:`ModelError`
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from mmcot.models.presets import ModelError, smol_base
@@ -129,7 +130,9 @@ def _load_adapter_folder(folder: Path, dtype: str):
         from peft import PeftModel
 
         try:
-            model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+            with warnings.catch_warnings():  # peft reads transformers' deprecated checkpointing alias; not ours to fix
+                warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+                model = PeftModel.from_pretrained(model, folder).merge_and_unload()
         except Exception as e:  # noqa: BLE001
             raise ModelError(f"cannot apply the LoRA adapter in {folder}: {type(e).__name__}: {e}") from None
     model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
