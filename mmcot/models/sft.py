@@ -46,8 +46,8 @@ class LlavaStageArgs(StageArgs, DataMix):
     background_word: bool = field(
         default=False,
         metadata={"help": "The projector's word start maps empty patches to the word \"background\" instead of to "
-                  "nothing (tiny part 1: 49% -> 71% on attribute; tiny's recipe turns it on, smol was trained "
-                  "without it, README, Models)."},
+                  "nothing (tiny part 1: from 49 to 71 percent right on attribute; tiny's recipe turns it on, smol "
+                  "was trained without it, README, Models)."},
     )  # fmt: skip
     position_words: bool = field(
         default=False,

@@ -65,24 +65,6 @@ def cpu_defaults(cfg: Any) -> None:
     cfg.gradient_checkpointing = False
 
 
-def parse(cls: type, argv: list[str], prog: str) -> Any:
-    """A ``cls`` config from ``--config recipe.yaml`` and ``--field value`` overrides. Raises JobError."""
-    from trl import TrlParser
-
-    parser = TrlParser(cls, prog=prog)
-    if "--config" in argv:
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise JobError("--config needs a path to a YAML recipe")
-        if not Path(argv[i + 1]).is_file():
-            raise JobError(f"recipe {argv[i + 1]!r} does not exist")
-    try:
-        (cfg,) = parser.parse_args_and_config(argv)
-    except (ValueError, TypeError, OSError) as e:
-        raise JobError(str(e)) from None
-    return cfg
-
-
 def log_config(cfg: Any, job: str) -> None:
     """Print the whole config and save it as ``output_dir/job_config.json``."""
     data = {k: v for k, v in asdict(cfg).items() if not k.startswith("_")}
@@ -286,5 +268,7 @@ def run_job(job: str, argv: list[str]) -> Path:
 
     module_name, config_name = JOBS[job]
     module = importlib.import_module(module_name)
+    from mmcot.models.stage import parse  # the same YAML recipe + --field overrides as the model stages
+
     cfg = parse(getattr(module, config_name), argv, prog=f"mmcot train {job}")
     return module.main(cfg)

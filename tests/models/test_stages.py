@@ -290,3 +290,10 @@ def test_detector_trains_resumes_and_publishes_into_a_model_folder(tiny_folder, 
     (tmp_path / "checkpoints" / "mini" / "detector.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ValueError, match="cannot read the detector"):
         _ = LocalBackend.from_spec("mini").detector
+
+
+@pytest.mark.parametrize("command", ["tokenizer", "vision", "align", "sft", "detector", "grpo", "dpo", "prm"])
+def test_every_training_command_lists_its_fields(command):
+    result = CliRunner().invoke(app, ["train", command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert f"usage: mmcot train {command}" in result.output and "--output_dir" in result.output
