@@ -48,8 +48,12 @@ def parse(cls: type, argv: list[str], prog: str) -> Any:
             raise StageError("--config needs a path to a YAML recipe")
         if not Path(argv[i + 1]).is_file():
             raise StageError(f"recipe {argv[i + 1]!r} does not exist")
+    import yaml
+
     try:
         (cfg,) = TrlParser(cls, prog=prog).parse_args_and_config(argv)
+    except yaml.YAMLError as e:
+        raise StageError(f"the recipe (--config) is not valid YAML: {e}") from None
     except (ValueError, TypeError, OSError) as e:
         raise StageError(str(e)) from None
     return cfg

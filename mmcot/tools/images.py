@@ -17,10 +17,11 @@ class ImageError(ValueError):
 
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open a path or bytes as an RGB image, refusing decompression bombs, absurd sizes and non-images clearly."""
+    label = "the image" if isinstance(source, bytes) else str(source)
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
     except OSError as e:
-        raise ImageError(f"cannot read image file: {e.strerror or e}") from None
+        raise ImageError(f"cannot read image file {label}: {e.strerror or e}") from None
     try:
         with Image.open(io.BytesIO(data)) as img:
             w, h = img.size
@@ -32,5 +33,7 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Imag
         raise
     except Image.DecompressionBombError as e:
         raise ImageError(f"refused a decompression bomb: {e}") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(f"{label} is not a readable image: PIL knows no such format") from None
     except Exception as e:  # noqa: BLE001 - PIL raises many types for bad bytes
-        raise ImageError(f"not a readable image ({type(e).__name__}: {e})") from None
+        raise ImageError(f"{label} is not a readable image ({type(e).__name__}: {e})") from None

@@ -88,6 +88,10 @@ def test_cli_errors_are_clear(tmp_path):
     assert result.exit_code == 1 and "heads, contrastive or both" in result.output
     result = runner.invoke(app, ["train", "align", "--config", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 1 and "does not exist" in result.output
+    (tmp_path / "broken.yaml").write_text("max_steps: [1,\n")
+    for command in ("sft", "grpo"):
+        result = runner.invoke(app, ["train", command, "--config", str(tmp_path / "broken.yaml")])
+        assert result.exit_code == 1 and "the recipe (--config) is not valid YAML" in result.output, result.output
     result = runner.invoke(app, ["train", "detector", "--publish", "nosuch", "--output_dir", str(tmp_path)])
     assert result.exit_code == 1 and "holds no checkpoint to add the detector to" in result.output
 

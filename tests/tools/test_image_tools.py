@@ -141,5 +141,8 @@ def test_untrusted_images_are_refused_clearly(tmp_path):
             open_image(bomb.getvalue())
     with pytest.raises(ImageError, match="not a readable image"):
         open_image(b"GIF89a broken")
-    with pytest.raises(ImageError, match="cannot read image file"):
+    with pytest.raises(ImageError, match="cannot read image file .*missing.png: No such file"):
         open_image(tmp_path / "missing.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ImageError, match="notes.png is not a readable image: not a format PIL knows"):
+        open_image(tmp_path / "notes.png")
