@@ -21,7 +21,7 @@ from typing import Any
 
 from PIL import Image
 
-from mmcot.agent.state import Context, State
+from mmcot.agent.state import Context, State, apply_update
 from mmcot.evals.score import extract_answer
 from mmcot.models.backend import Completion, Request, Sampling
 
@@ -223,8 +223,9 @@ def prompts_text(message: dict) -> str:
     return content if isinstance(content, str) else "".join(p.get("text", "") for p in content if p["type"] == "text")
 
 
-def as_node(name: str, fn: Callable[[State, Step], dict | None]) -> Callable:
-    """Wrap ``fn(state, step)`` as a LangGraph node; exceptions become ``error`` and the trace so far is kept."""
+def as_node(name: str, fn: Callable[[State, Step], dict | None], then_finish: bool = False) -> Callable:
+    """Wrap ``fn(state, step)`` as a LangGraph node; exceptions become ``error`` and the trace so far is kept. With
+    ``then_finish`` the node also runs ``finish`` on the state its update leads to, and returns both updates as one."""
 
     def node(state: State, runtime: Any) -> dict:
         step = Step(name, state, runtime.context, runtime.stream_writer)
@@ -235,7 +236,16 @@ def as_node(name: str, fn: Callable[[State, Step], dict | None]) -> Callable:
         except Exception as e:  # noqa: BLE001 - a failed step ends the turn with a reason, never a lost trace
             log.debug("step %s failed", name, exc_info=True)
             out = {"error": f"{name}: {type(e).__name__}: {e}"}
-        return step.update(out)
+        out = step.update(out)
+        if not then_finish:
+            return out
+        if state.get("branch") is not None:  # a strategy's wiring error: each branch would end the turn on its own
+            raise ValueError(
+                f"node {name!r} is a parallel branch with a fixed edge to finish; join the branches first"
+            )
+        after = apply_update(state, out)
+        end = Step("finish", after, runtime.context, runtime.stream_writer)
+        return apply_update(out, end.update(finish(after, end)))
 
     node.__name__ = name
     return node

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict, get_type_hints
 
 from PIL import Image
 
@@ -64,6 +64,21 @@ class State(TypedDict, total=False):
     stop_reason: str
     results: Annotated[list[dict], extend]  # what parallel branches found; the node after them reads and resets it
     branch: dict[str, Any]  # the payload of one Send branch (tree expansion)
+
+
+REDUCERS = {
+    k: t.__metadata__[0] for k, t in get_type_hints(State, include_extras=True).items() if hasattr(t, "__metadata__")
+}
+
+
+def apply_update(state: dict, update: dict) -> dict:
+    """``state`` with a node's ``update`` applied through ``State``'s reducers, as LangGraph applies it (applied to a
+    first update instead, it makes two updates one)."""
+    out = dict(state)
+    for key, value in update.items():
+        reducer = REDUCERS.get(key)
+        out[key] = reducer(state.get(key), value) if reducer else value
+    return out
 
 
 @dataclass

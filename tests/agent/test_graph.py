@@ -307,3 +307,35 @@ def test_a_streamed_checkpointed_conversation_on_the_shipped_model(image, tmp_pa
                    checkpoint=db)  # fmt: skip
     assert second.completion_tokens <= 2 and second.stop_reason in ("answer", "no_answer", "max_tokens")
     assert [m["role"] for m in history("real", db)] == ["user", "assistant"] * 2
+
+
+def test_a_node_whose_next_step_is_finish_ends_the_turn_itself(make_backend, image):
+    from mmcot.agent.graph import compiled
+    from mmcot.reasoning import get_strategy
+
+    edges = {(e.source, e.target) for e in compiled(get_strategy("direct")).get_graph().edges}
+    assert ("ask", "__end__") in edges and ("ask", "finish") not in edges  # one LangGraph step fewer per turn
+    events = []
+    trace = solve(image, "q?", strategy="direct", backend=make_backend(lambda r: "7"), emit=events.append)
+    assert [e["type"] for e in events][-2:] == ["answer", "stop"] and events[-1]["usage"]["model_calls"] == 1
+    assert (trace.answer, trace.stop_reason) == ("7", "answer")
+
+
+def test_parallel_branches_straight_into_finish_are_refused_clearly(make_backend, image, monkeypatch):
+    from dataclasses import make_dataclass
+
+    from mmcot.agent.graph import Builder, Strategy
+    from mmcot.reasoning import STRATEGIES
+
+    def build(g):
+        g.node("split", lambda state, step: {})
+        g.node("branch", lambda state, step: {"answer": "x"})
+        g.edge("start", "split")
+        g.edge("split", lambda state, ctx: [Builder.send("branch", state, {"k": k}) for k in range(2)])
+        g.edge("branch", "finish")
+
+    monkeypatch.setitem(
+        STRATEGIES, "fan-out", Strategy("fan-out", "two branches", make_dataclass("Config", []), build)
+    )
+    with pytest.raises(ValueError, match="'branch' is a parallel branch with a fixed edge to finish; join the"):
+        solve(image, "q?", strategy="fan-out", backend=make_backend(lambda r: "x"))
