@@ -51,6 +51,15 @@ class LocalBackend:
     def __init__(
         self, model: Any, processor: Any, name: str = "local", max_batch_size: int = 32, max_wait_ms: float = 5.0
     ):
+        rope = getattr(model.config.get_text_config(), "rope_parameters", None) or {}
+        if any(key.startswith("mrope") for key in rope):
+            from mmcot.models.presets import ModelError
+
+            raise ModelError(
+                f"{name}: {model.config.model_type} uses multimodal rotary positions (M-RoPE), which the local backend "
+                f"does not compute; serve the folder with vLLM (`vllm serve FOLDER`) and use "
+                f"--model openai:http://127.0.0.1:8000/v1#FOLDER"
+            )
         self.model = model.eval()
         self.processor = processor
         self.tokenizer = processor.tokenizer

@@ -290,3 +290,17 @@ def test_sampling_follows_temperature_and_top_p(tiny_backend):
     assert frequencies(1.0, 1.0) == pytest.approx([0.6, 0.3, 0.1], abs=0.03)
     assert frequencies(1.0, 0.8) == pytest.approx([2 / 3, 1 / 3, 0.0], abs=0.03)  # 0.6 + 0.3 reach 0.8
     assert frequencies(0.5, 1.0) == pytest.approx([0.36 / 0.46, 0.09 / 0.46, 0.01 / 0.46], abs=0.03)
+
+
+def test_a_multimodal_rope_model_is_refused_with_what_to_do_instead():
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from mmcot.models.local import LocalBackend
+    from mmcot.models.presets import ModelError
+
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                vocab_size=200, bos_token_id=0, eos_token_id=1, rope_scaling={"type": "mrope", "mrope_section": [2, 2, 4]})  # fmt: skip
+    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32)
+    model = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(text_config=text, vision_config=vision))
+    with pytest.raises(ModelError, match=r"qwen2_5_vl uses multimodal rotary positions .* use --model openai:"):
+        LocalBackend(model, processor=None, name="Qwen2.5-VL-3B")
