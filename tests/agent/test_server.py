@@ -564,3 +564,19 @@ def test_a_non_streaming_request_stops_at_the_next_step_when_the_client_goes(mak
         assert len(backend.calls) == n < whole / 2  # the run stopped soon after the client left
     finally:
         srv.close()
+
+
+def test_a_port_in_use_is_a_clear_error_before_the_model_loads():
+    import socket
+
+    from typer.testing import CliRunner
+
+    from mmcot.cli import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--model", "no-such-model", "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port" in result.output

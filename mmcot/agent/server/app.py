@@ -588,11 +588,20 @@ async def stream_chat(
 
 
 def serve(cfg: ServeConfig) -> None:
-    """Load the model and serve until interrupted."""
+    """Load the model and serve until interrupted. Raises OSError first when the address cannot be listened on."""
+    import socket
+
     import uvicorn
 
     from mmcot.reasoning.solve import get_backend
 
+    family = socket.getaddrinfo(cfg.host, cfg.port, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:  # before the model load, not after it
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((cfg.host, cfg.port))
+        except OSError as e:
+            raise OSError(f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror}; choose another --port") from None
     backend = get_backend(cfg.model)
     app = create_app(cfg, backend)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info", timeout_graceful_shutdown=5)
