@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmcot.models.stage import parse  # one recipe parser (YAML + --field overrides) for stages and jobs
 from mmcot.rl.data import DataArgs
 
 
@@ -268,7 +269,5 @@ def run_job(job: str, argv: list[str]) -> Path:
 
     module_name, config_name = JOBS[job]
     module = importlib.import_module(module_name)
-    from mmcot.models.stage import parse  # the same YAML recipe + --field overrides as the model stages
-
     cfg = parse(getattr(module, config_name), argv, prog=f"mmcot train {job}")
     return module.main(cfg)
