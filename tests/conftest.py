@@ -88,13 +88,12 @@ def tiny_folder(tmp_path_factory):
     ``load_model``, ``load_backend`` and every training job take."""
     import torch
 
-    from mmcot.agent.nodes import tools_system
+    from mmcot.models.data import tools_system
     from mmcot.models.presets import TextArch, VisionArch, build_tiny
     from mmcot.models.tokenizer import train_tokenizer
-    from mmcot.tools import resolve_tools
 
     torch.manual_seed(0)
-    corpus = SENTENCES + [tools_system(resolve_tools(["zoom", "crop"]))]  # tool prompts stay short in tokens
+    corpus = SENTENCES + [tools_system(("zoom", "crop"))]  # tool prompts stay short in tokens
     tokenizer = train_tokenizer(corpus, vocab_size=1000, min_frequency=1)
     model, processor = build_tiny(
         tokenizer,

@@ -12,7 +12,6 @@ the chat.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable
@@ -296,37 +295,23 @@ def answer_of(text: str) -> str:
     return extract_answer(TOOL_CALL.sub(" ", text or ""))
 
 
-def tools_system(tools: dict[str, Any], system: str = "") -> str:
-    """The system prompt listing the tools, word for word as mmcot's chat template renders ``tools=[...]`` (so the
-    prompt is the one the model was fine-tuned on, whichever backend serves it)."""
-    head = f"{system}\n\n" if system else ""
-    listing = "\n".join(json.dumps(t.schema()["function"]) for t in tools.values())
-    return (
-        f"{head}# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
-        "You are provided with function signatures within <tools></tools> XML tags:\n"
-        f"<tools>\n{listing}\n</tools>\n\n"
-        "For each function call, return a json object with function name and arguments within "
-        "<tool_call></tool_call> XML tags:\n<tool_call>\n"
-        '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
-    )
-
-
 def model_step(state: State, step: Step) -> dict:
     """The model continues the conversation; tool calls in its output go to ``tool_step``, else the turn ends.
 
     Reads the strategy config's ``max_tokens``, ``temperature``, ``think`` (start with ``<think>``), ``system``
-    and ``max_turns``; the context's tools are described in the system message."""
+    and ``max_turns``; the context's tools go to the backend, which lists them for the model (``Request.tools``)."""
     from mmcot.tools.calls import parse_tool_calls
 
     cfg = step.config
     messages = [m for m in list(state.get("messages") or []) + list(state.get("exchange") or [])]
     system = getattr(cfg, "system", "")
-    if step.ctx.tools:
-        system = tools_system(step.ctx.tools, system)
     if system:
         messages = [{"role": "system", "content": system}] + [m for m in messages if m.get("role") != "system"]
     sampling = Sampling(max_tokens=cfg.max_tokens, temperature=cfg.temperature, stop=["</tool_call>"])
-    request = Request(step.render(messages), sampling=sampling, prefix=THINK if getattr(cfg, "think", False) else "")
+    tools = [t.schema() for t in step.ctx.tools.values()] if step.ctx.tools else []
+    request = Request(
+        step.render(messages), sampling=sampling, prefix=THINK if getattr(cfg, "think", False) else "", tools=tools
+    )
     (completion,) = step.generate([request], stream=True)[0]
     text = request.prefix + completion.text
     if "<tool_call>" in text and "</tool_call>" not in text and completion.finish_reason == "stop":

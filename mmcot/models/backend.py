@@ -50,12 +50,14 @@ class Sampling:
 
 @dataclass
 class Request:
-    """One conversation to continue, ``n`` times."""
+    """One conversation to continue, ``n`` times. ``tools`` are listed for the model as its chat template lists
+    ``tools=[...]`` (a local model), or as a Hermes tools block in the system message (an OpenAI-compatible server)."""
 
     messages: list[Message]
     n: int = 1
     sampling: Sampling = field(default_factory=Sampling)
     prefix: str = ""  # text the assistant turn is forced to start with (e.g. "<think>"); not part of Completion.text
+    tools: list[dict[str, Any]] = field(default_factory=list)  # OpenAI function schemas the model may call
 
     def __post_init__(self):
         if self.n < 1:

@@ -73,11 +73,11 @@ def load_model(spec: str, dtype: str = "float32", device: str = "cpu"):
     else:
         model, processor = _load_transformers_folder(folder, dtype)
     if think:
-        from mmcot.models.processor import chat_template
+        from mmcot.models.processor import thinking
 
         if not (folder / "chat_template.jinja").is_file() or "think_default" not in processor.chat_template:
             raise ModelError(f"{spec!r}: -think needs a model with mmcot's chat template; {folder} has another one")
-        processor.chat_template = chat_template(think=True)
+        processor.chat_template = thinking(processor.chat_template)
     return model.to(device).eval(), processor
 
 

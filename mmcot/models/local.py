@@ -126,7 +126,9 @@ class LocalBackend:
                 elif kind != "text":
                     raise RequestError(f"message {i}: unknown content part {part!r:.100}; parts are text or image")
         try:
-            text = self.processor.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+            text = self.processor.apply_chat_template(
+                request.messages, tools=request.tools or None, add_generation_prompt=True, tokenize=False
+            )
         except Exception as e:  # noqa: BLE001 - templates raise anything, including jinja's TemplateError
             raise RequestError(f"{self.name}'s chat template cannot render these messages: {e}") from None
         return text + request.prefix, images

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -97,6 +98,8 @@ class OpenAIBackend:
     def _body(self, request: Request) -> dict[str, Any]:
         s = request.sampling
         messages = [_message(m, i) for i, m in enumerate(request.messages)]
+        if request.tools:
+            messages = _with_tools(messages, request.tools)
         body: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -135,6 +138,27 @@ def _errors(url: str) -> Iterator[None]:
 
 def _finish(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
+
+
+def _with_tools(messages: list[Message], tools: list[dict[str, Any]]) -> list[Message]:
+    """The tool list as a Hermes tools block in the system message (after its text, if any), the way Qwen's and
+    Hermes's chat templates render ``tools=[...]``: servers differ in whether they take ``tools`` at all."""
+    first = messages[0] if messages and messages[0]["role"] == "system" else None
+    text = first and first.get("content") or ""
+    if isinstance(text, list):
+        text = "".join(p.get("text", "") for p in text if isinstance(p, dict))
+    head = f"{text}\n\n" if text else ""
+    listing = "\n".join(json.dumps(t.get("function", t)) for t in tools)
+    block = (
+        f"{head}# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n"
+        f"<tools>\n{listing}\n</tools>\n\n"
+        "For each function call, return a json object with function name and arguments within "
+        "<tool_call></tool_call> XML tags:\n<tool_call>\n"
+        '{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>'
+    )
+    rest = messages[1:] if first else messages
+    return [{"role": "system", "content": block}, *rest]
 
 
 def _message(message: Message, i: int) -> Message:

@@ -17,7 +17,13 @@ STD = [0.5, 0.5, 0.5]
 def chat_template(think: bool = False) -> str:
     """mmcot's chat template; ``think=True`` makes the generation prompt start with ``<think>`` by default."""
     text = TEMPLATE_PATH.read_text()
-    return text.replace("set think_default = false", "set think_default = true") if think else text
+    return thinking(text) if think else text
+
+
+def thinking(template: str) -> str:
+    """A copy of mmcot's chat ``template`` (any version a model folder carries) whose generation prompt starts with
+    ``<think>`` by default."""
+    return template.replace("set think_default = false", "set think_default = true")
 
 
 def build_image_processor(image_size: int):

@@ -1,18 +1,31 @@
-"""The controller's node helpers: the tool prompt matches the chat template, budgets cap generation, -think models
-are not given a second <think>."""
+"""The controller's node helpers: tools reach the model as the fine-tuning data lists them, budgets cap generation,
+-think models are not given a second <think>."""
 
 import pytest
 
-from mmcot.agent.nodes import tools_system
 from mmcot.reasoning.solve import solve
-from mmcot.tools import resolve_tools
+from mmcot.tools import tool_schemas
 
 
-@pytest.mark.parametrize("names, system", [(("zoom", "crop"), ""), (("python", "search"), "Be brief.")])
-def test_tool_prompt_is_the_chat_templates(names, system):
-    from mmcot.models.data import tools_system as rendered  # the fine-tuning data renders it with the template
+def test_the_model_step_hands_the_tools_to_the_backend(make_backend, image):
+    backend = make_backend(lambda r: "<answer>3</answer>")
+    trace = solve(image, "q?", strategy="image-loop", tools=["zoom", "python"], system="Be brief.", backend=backend)
+    (request,) = backend.calls[0]
+    assert trace.answer == "3" and request.tools == tool_schemas(["zoom", "python"])
+    assert request.messages[0] == {"role": "system", "content": "Be brief."}  # the backend adds the tool list
 
-    assert tools_system(resolve_tools(list(names)), system) == rendered(names, system)
+
+def test_an_openai_server_gets_the_tools_as_a_hermes_block():
+    import json
+
+    from mmcot.models.openai_backend import _with_tools
+
+    schemas = tool_schemas(["zoom"])
+    for head in ([], [{"role": "system", "content": "Be brief."}]):
+        (system, user) = _with_tools([*head, {"role": "user", "content": "q?"}], schemas)
+        assert system["role"] == "system" and user == {"role": "user", "content": "q?"}
+        assert system["content"].startswith("Be brief.\n\n# Tools\n" if head else "# Tools\n")
+        assert json.dumps(schemas[0]["function"]) in system["content"]
 
 
 def test_budget_splits_tokens_across_samples(make_backend, image):

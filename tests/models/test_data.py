@@ -49,21 +49,13 @@ def test_prompts_match_the_strategies_word_for_word():
     assert data.think_reply(["a", "b"], "3") == prompts.rationale_reply(["a", "b"], "3")
 
 
-def test_tools_system_prompt_matches_the_controller():
-    from mmcot.agent.nodes import tools_system
-    from mmcot.tools import resolve_tools
-
-    for names in (data.IMAGE_LOOP_TOOLS, data.PYTHON_TOOLS):
-        assert data.tools_system(names) == tools_system(resolve_tools(list(names)))
-
-
 def test_tool_traces_parse_and_carry_the_tool_image():
     from mmcot.tools import parse_tool_calls
 
     item = next(it for i in range(20) if (it := puzzle("small_object", i)))
     row = conversation(item, "tool", random.Random(0))
     system, user, call, tool, answer = row["messages"]
-    assert system["role"] == "system" and "<tools>" in system["content"]
+    assert system["role"] == "system" and "- zoom(" in system["content"]
     calls, errors = parse_tool_calls(call["content"])
     assert not errors and calls[0].name == "zoom" and calls[0].arguments["normalized"] is True
     assert tool["role"] == "tool" and tool["content"][0]["text"].startswith("image_1 (")

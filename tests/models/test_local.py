@@ -304,3 +304,13 @@ def test_a_multimodal_rope_model_is_refused_with_what_to_do_instead():
     model = Qwen2_5_VLForConditionalGeneration(Qwen2_5_VLConfig(text_config=text, vision_config=vision))
     with pytest.raises(ModelError, match=r"qwen2_5_vl uses multimodal rotary positions .* use --model openai:"):
         LocalBackend(model, processor=None, name="Qwen2.5-VL-3B")
+
+
+@pytest.mark.parametrize("names, system", [(("zoom", "crop"), ""), (("python", "search"), "Be brief.")])
+def test_tools_are_listed_as_the_fine_tuning_data_lists_them(tiny_backend, names, system):
+    from mmcot.models.data import tools_system  # the fine-tuning data renders the package's template
+    from mmcot.tools import tool_schemas
+
+    head = [{"role": "system", "content": system}] if system else []
+    prompt, _ = tiny_backend.prepare(Request([*head, {"role": "user", "content": "q?"}], tools=tool_schemas(names)))
+    assert prompt.startswith(f"<|im_start|>system\n{tools_system(names, system)}<|im_end|>\n")

@@ -71,7 +71,7 @@ def test_tools_and_system_prompt_and_thinking_switch(tiny):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
     text = processor.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
     assert text.startswith("<|im_start|>system\nBe brief.\n\n# Tools\n\n")
-    assert '<tools>\n{"name": "zoom", "parameters": {}}\n</tools>' in text
+    assert "Tools:\n- zoom(): <|im_end|>" in text  # one line per tool: name, argument names, description
     assert text.endswith("<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n")
     thinking = processor.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True, enable_thinking=True

@@ -11,10 +11,9 @@ CALL = '<tool_call>\n{"name": "zoom", "arguments": {"box": [0, 0, 16, 16]}}\n</t
 
 def _system(*names):
     """The tools block the chat template renders for ``tools=[...]``, as the agent loop sends it."""
-    from mmcot.agent.nodes import tools_system
-    from mmcot.tools import resolve_tools
+    from mmcot.models.data import tools_system
 
-    return {"role": "system", "content": tools_system(resolve_tools(list(names)))}
+    return {"role": "system", "content": tools_system(names)}
 
 
 def _image(color="red"):
