@@ -23,7 +23,7 @@ from mmcot.evals.puzzles import generate
 from mmcot.models.backend import load_backend, user_message
 from mmcot.models.detector import asked
 from mmcot.reasoning import prompts
-from mmcot.reasoning.region_search import tiles
+from mmcot.tools.detect import tiles
 
 
 def yes_margins(backend, reqs: list) -> list[float]:

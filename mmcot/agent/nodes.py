@@ -25,7 +25,7 @@ from mmcot.evals.score import extract_answer
 from mmcot.models.backend import Completion, Request, Sampling
 
 log = logging.getLogger(__name__)
-THINK, END_THINK = "<think>", "</think>"
+THINK, END_THINK, ANSWER, END_ANSWER = "<think>", "</think>", "<answer>", "</answer>"
 TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.S)
 EVENT_OF_KIND = {"thought": "thought", "tool_call": "tool_call", "tool_result": "tool_result", "score": "score"}
 
@@ -308,7 +308,7 @@ def model_step(state: State, step: Step) -> dict:
     if system:
         messages = [{"role": "system", "content": system}] + [m for m in messages if m.get("role") != "system"]
     sampling = Sampling(max_tokens=cfg.max_tokens, temperature=cfg.temperature, stop=["</tool_call>"])
-    tools = [t.schema() for t in step.ctx.tools.values()] if step.ctx.tools else []
+    tools = [t.schema() for t in offered(step.ctx.tools or {}, bool(state.get("images") or step.images))]
     request = Request(
         step.render(messages), sampling=sampling, prefix=THINK if getattr(cfg, "think", False) else "", tools=tools
     )
@@ -316,10 +316,13 @@ def model_step(state: State, step: Step) -> dict:
     text = request.prefix + completion.text
     if "<tool_call>" in text and "</tool_call>" not in text and completion.finish_reason == "stop":
         text += "</tool_call>"  # generation stopped at the closing tag, which the backend leaves out
+    calls, problems = parse_tool_calls(text, step.ctx.tools)
+    tokens, short, meta = completion.completion_tokens, "", {}
+    if not (calls or problems):
+        text, tokens, short, meta = answer_now(step, request, text, tokens)
     work = state.get("work") or {}
     parents = [work["last"]] if "last" in work else None
-    thought = step.node("thought", text, parents=parents, tokens=completion.completion_tokens)
-    calls, problems = parse_tool_calls(text, step.ctx.tools)
+    thought = step.node("thought", text, parents=parents, tokens=tokens, meta=meta)
     work = {"calls": [], "problems": [], "turns": work.get("turns", 0) + 1, "last": thought}
     if (calls or problems) and work["turns"] < cfg.max_turns:
         for call in calls:
@@ -331,7 +334,38 @@ def model_step(state: State, step: Step) -> dict:
     out = {"answer": answer_of(text), "reply": text, "work": work}
     if calls or problems:
         out["stop_reason"] = "max_turns"  # it still wanted tools; the answer is the best it wrote so far
+    if short:
+        out["stop_reason"] = short
     return out
+
+
+def offered(tools: dict, images: bool) -> list:
+    """The tools listed for the model: mmcot's image tools only once the conversation has an image (asked a plain
+    question with zoom listed, a model taught tool traces zooms into an image that does not exist)."""
+    from mmcot.tools import TOOLS
+
+    return [
+        t
+        for t in tools.values()
+        if images or TOOLS.get(t.name) is not t or "image" not in t.parameters.get("properties", {})
+    ]
+
+
+def answer_now(step: Step, request: Request, text: str, tokens: int) -> tuple[str, int, str, dict]:
+    """A final turn whose thought ended (or ran out of tokens) with no answer after it goes on from
+    ``…</think><answer>`` so the model writes one (s1's budget forcing). Returns (text, tokens, the stop reason
+    when no tokens were left for it, the trace node's meta)."""
+    if THINK not in text or answer_of(text):
+        return text, tokens, "", {}
+    prefix = (text if END_THINK in text.split(THINK)[-1] else text.rstrip() + END_THINK) + ANSWER
+    sampling = replace(request.sampling, stop=[END_ANSWER])
+    try:
+        (c,) = step.generate([replace(request, sampling=sampling, prefix=prefix)], stream=True)[0]
+    except OutOfBudget as e:  # no tokens left to answer with: the thought stands, and the stop reason says why
+        return text, tokens, str(e), {}
+    # the tag as the prefix tokenizes it is not always the tag as trained: the model may write it again
+    answer = c.text.split(END_ANSWER)[0].strip().removeprefix(ANSWER).strip()
+    return f"{prefix}{answer}{END_ANSWER}", tokens + c.completion_tokens, "", {"forced_answer": True}
 
 
 def tool_step(state: State, step: Step) -> dict:

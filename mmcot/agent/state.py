@@ -45,6 +45,11 @@ def add_counts(left: dict | None, right: dict | None) -> dict:
     return out
 
 
+def first(left: str | None, right: str) -> str:
+    """The first reason given (parallel branches cancelled in one step each give one); ``""`` resets (a new turn)."""
+    return right if not right or not left else left
+
+
 class State(TypedDict, total=False):
     # the conversation, all turns; image parts are {"type": "image", "image": id}
     messages: Annotated[list[dict], extend]
@@ -60,8 +65,8 @@ class State(TypedDict, total=False):
     work: Annotated[dict[str, Any], merge]  # the strategy's own values (frontier, candidates, regions...)
     answer: str  # the best answer so far
     reply: str  # the assistant message that ends the turn (the raw model output behind the answer)
-    error: str  # set when a step failed; the run stops with stop_reason "error: ..."
-    stop_reason: str
+    error: Annotated[str, first]  # set when a step failed; the run stops with stop_reason "error: ..."
+    stop_reason: Annotated[str, first]
     results: Annotated[list[dict], extend]  # what parallel branches found; the node after them reads and resets it
     branch: dict[str, Any]  # the payload of one Send branch (tree expansion)
 

@@ -49,9 +49,9 @@ THINK_ASKS = [
 ]
 DIRECT_ASKS = ["Answer with a single word or number.", "Answer briefly.", "Give only the answer."]
 SCENE_FAMILIES = ("count", "attribute", "spatial", "odd_one_out", "small_object", "rotation")
-IMAGE_LOOP_TOOLS = ("zoom", "crop")
+IMAGE_LOOP_TOOLS = ("detect", "zoom", "crop")
 PYTHON_TOOLS = ("python",)
-ZOOM_THINK = "The {what} is too small to see at this size, so I zoom into the region where it is."
+DETECT_THINK = "The {what} is too small to see at this size, so I find it and zoom in on it."
 KINDS = ("direct", "think", "describe", "exists", "lookup", "context", "zoomed", "tool", "judge")
 
 
@@ -350,18 +350,28 @@ def _render(template: str, messages: list[dict], **kwargs: Any) -> str:
 
 
 def tool_row(item: Item, rng: random.Random) -> dict | None:
-    """A tool-using trace through the real tools: zoom for small objects, python for arithmetic and chart sums."""
-    from mmcot.tools import ToolContext, run_tool_call, tool_message
+    """A tool-using trace through the real tools: detect a small object and look at the zoomed view it returns
+    (small_object; kept only where the detector is right), compute with python (arithmetic, chart sums)."""
+    from mmcot.tools import ToolContext, ToolResult, run_tool_call, tool_message
 
-    box = _zoom_box(item)
-    if box is not None:
-        w, h = item.images[0].size
-        norm = [round(box[0] / w, 2), round(box[1] / h, 2), round(box[2] / w, 2), round(box[3] / h, 2)]
-        call = {"name": "zoom", "arguments": {"image": "image_0", "box": norm, "normalized": True}}
+    ctx = ToolContext(images={"image_0": item.images[0]}, image_size=128)
+    if item.category == "small_object":
         q = item.metadata["query"]
-        what = f"small {q['color']} {q['shape']}" if q["kind"] in ("quadrant", "exists") else "small target"
-        first = f"{THINK}{ZOOM_THINK.format(what=what)}{END_THINK}"
-        last = think_reply(item.rationale[1:], item.answer)
+        what = {"color": f"small {q['shape']}", "shape": f"small {q['color']} shape"}.get(
+            q["kind"], f"small {q['color']} {q['shape']}"
+        )
+        call = {"name": "detect", "arguments": {"target": what}}
+        first = f"{THINK}{DETECT_THINK.format(what=what)}{END_THINK}"
+        result = run_tool_call(call, ctx)
+        if result.error or not _detected(item, result):
+            return None
+        label = result.metadata["label"]
+        if q["target"] is None:
+            said = f"The detector found no {q['color']} {q['shape']}."
+        else:
+            where = f" in the {item.answer} quarter" if q["kind"] == "quadrant" else ""
+            said = f"The detector found {'an' if label[0] in 'aeiou' else 'a'} {label}{where}."
+        last = think_reply([said, f"So the answer is {item.answer}."], item.answer)
         tools = IMAGE_LOOP_TOOLS
     elif item.category == "arithmetic" or (item.category == "bar_chart" and item.metadata["query"]["kind"] == "sum"):
         expr = _expression(item)
@@ -369,17 +379,9 @@ def tool_row(item: Item, rng: random.Random) -> dict | None:
         first = f"{THINK}{item.rationale[0]} I compute it with Python.{END_THINK}"
         last = f"{THINK}Python printed {item.answer}.{END_THINK}{ANSWER}{item.answer}{END_ANSWER}"
         tools = PYTHON_TOOLS
+        result = ToolResult(text=item.answer)  # what the sandboxed kernel prints, without starting one per row
     else:
         return None
-    ctx = ToolContext(images={"image_0": item.images[0]}, image_size=128)
-    if call["name"] == "python":  # what the sandboxed kernel prints for it, without starting one per row
-        from mmcot.tools import ToolResult
-
-        result = ToolResult(text=item.answer)
-    else:
-        result = run_tool_call(call, ctx)
-        if result.error:
-            return None
     tool_msg = tool_message(result, call)
     tool_images = [p.pop("image") for p in tool_msg["content"] if p["type"] == "image"]
     content = first + "\n<tool_call>\n" + json.dumps(call) + "\n</tool_call>"
@@ -391,6 +393,23 @@ def tool_row(item: Item, rng: random.Random) -> dict | None:
         {"role": "assistant", "content": last},
     ]
     return row(messages, list(item.images) + tool_images)
+
+
+def _detected(item: Item, result) -> bool:
+    """Whether the detect tool got it right: found the target (its box holds its center, its label is right), or
+    found none where there is none."""
+    from mmcot.tools.detect import FOUND
+
+    target = item.metadata["query"]["target"]
+    if target is None:
+        return result.metadata["score"] < FOUND
+    x0, y0, x1, y1 = result.metadata["box"]
+    obj = item.metadata["objects"][target]
+    cx, cy = obj["center"]
+    (x, y), (w, h) = result.metadata["point"], item.images[0].size
+    same_quarter = (x < w / 2) == (cx < w / 2) and (y < h / 2) == (cy < h / 2)
+    named = result.metadata["label"] == f"{obj['color']} {obj['shape']}"
+    return result.metadata["score"] >= FOUND and x0 <= cx < x1 and y0 <= cy < y1 and same_quarter and named
 
 
 def _expression(item: Item) -> str:

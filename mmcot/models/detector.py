@@ -165,11 +165,7 @@ class Detector:
         height)."""
         import torch
 
-        want = [
-            i
-            for i, name in enumerate(CLASSES[1:], 1)
-            if (color is None or name.split()[0] == color) and (shape is None or name.split()[1] == shape)
-        ]
+        want = matching(color, shape)
         px = self.image_processor(crops, return_tensors="pt")["pixel_values"]
         with torch.no_grad():
             p = self.net(px).softmax(1).flatten(2)[:, want].sum(1)  # (crops, cells)
@@ -178,6 +174,26 @@ class Detector:
         return [
             (s, ((w % g + 0.5) / g, (w // g + 0.5) / g)) for s, w in zip(best.tolist(), where.tolist(), strict=True)
         ]
+
+    def label(self, crop, at: tuple[float, float], color: str | None, shape: str | None) -> str:
+        """The likeliest class matching ``color``/``shape`` (e.g. "green square") in the cell of ``crop`` that holds
+        ``at`` (fractions of its width and height)."""
+        import torch
+
+        with torch.no_grad():
+            p = self.net(self.image_processor([crop], return_tensors="pt")["pixel_values"])[0].flatten(1)
+        g = math.isqrt(p.shape[1])
+        cell = min(g - 1, int(at[1] * g)) * g + min(g - 1, int(at[0] * g))
+        return CLASSES[max(matching(color, shape), key=lambda i: p[i, cell].item())]
+
+
+def matching(color: str | None, shape: str | None) -> list[int]:
+    """The detector's classes that have ``color`` and ``shape`` (None: any)."""
+    return [
+        i
+        for i, name in enumerate(CLASSES[1:], 1)
+        if (color is None or name.split()[0] == color) and (shape is None or name.split()[1] == shape)
+    ]
 
 
 def asked(query: dict) -> tuple[str | None, str | None]:
@@ -191,7 +207,7 @@ def check(detector: Detector, n: int, grid: int = 3, seed: int = 0) -> dict:
     """On validation puzzles that hold a target: how often the top-scored of ``grid`` x ``grid`` search tiles
     (25% overlap) contains it, and the same for a random tile."""
     from mmcot.evals.puzzles import generate
-    from mmcot.reasoning.region_search import tiles
+    from mmcot.tools.detect import tiles
 
     items = [
         it

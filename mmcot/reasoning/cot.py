@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mmcot.agent.graph import Builder, Strategy
-from mmcot.agent.nodes import Step
+from mmcot.agent.nodes import Step, answer_now
 from mmcot.agent.state import State
 from mmcot.reasoning import prompts
 
@@ -34,9 +34,9 @@ def think(state: State, step: Step) -> dict:
         messages = prompts.few_shot(state.get("category", ""), cfg.shots) + messages
     req = prompts.request(messages, cfg.max_tokens, cfg.temperature, prefix=prompts.think_prefix(cfg.think))
     (c,) = step.generate([req], stream=True)[0]
-    text = req.prefix + c.text
-    step.node("thought", text, tokens=c.completion_tokens)
-    return {"answer": prompts.answer_of(text), "reply": text}
+    text, tokens, short, meta = answer_now(step, req, req.prefix + c.text, c.completion_tokens)
+    step.node("thought", text, tokens=tokens, meta=meta)
+    return {"answer": prompts.answer_of(text), "reply": text} | ({"stop_reason": short} if short else {})
 
 
 def build(g: Builder) -> None:

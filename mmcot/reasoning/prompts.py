@@ -13,7 +13,6 @@ import re
 from collections import Counter
 
 from mmcot.agent.nodes import answer_of
-from mmcot.evals.puzzles.render import COLORS, SHAPES
 from mmcot.evals.score import choice_index, normalize
 from mmcot.models.backend import Request, Sampling, user_message
 
@@ -121,15 +120,6 @@ def request(
     return Request(messages=messages, n=n, sampling=sampling, prefix=prefix)
 
 
-def quarter(point: list[float], size: list[int]) -> str:
-    """Which quarter of an image of ``size`` a point lies in.
-
-    >>> quarter([10, 90], [100, 100])
-    'bottom left'
-    """
-    return f"{'top' if point[1] < size[1] / 2 else 'bottom'} {'left' if point[0] < size[0] / 2 else 'right'}"
-
-
 def think_prefix(think: bool) -> str:
     return THINK if think else ""
 
@@ -199,16 +189,6 @@ def asks_where_or_whether(question: str) -> str:
     """
     text = " ".join((question or "").split())
     return "whether" if _WHETHER.search(text) else "where" if _WHERE.search(text) else ""
-
-
-def target_words(phrase: str) -> tuple[str | None, str | None]:
-    """The puzzle color and shape a target phrase names, each None when it names none.
-
-    >>> target_words("a small red triangle"), target_words("a tiny square"), target_words("a dog")
-    (('red', 'triangle'), (None, 'square'), (None, None))
-    """
-    words = phrase.lower().replace(",", " ").split()
-    return next((w for w in words if w in COLORS), None), next((w for w in words if w in SHAPES), None)
 
 
 def search_target(question: str) -> str:

@@ -30,6 +30,7 @@ from mmcot.agent.nodes import Step
 from mmcot.agent.state import Context, State
 from mmcot.models.backend import user_message
 from mmcot.reasoning import prompts
+from mmcot.tools.detect import around, quarter, target_words, tiles
 
 
 @dataclass
@@ -57,33 +58,6 @@ class Config:
             raise ValueError("grid must be >= 2, overlap in [0, 1), max_depth and samples >= 1")
         if self.scorer not in ("auto", "detector", "model"):
             raise ValueError(f"scorer must be auto, detector or model, got {self.scorer!r}")
-
-
-def tiles(box: list[float], grid: int, overlap: float) -> list[list[int]]:
-    """``grid`` x ``grid`` overlapping tiles covering ``box`` (x0, y0, x1, y1), row by row.
-
-    >>> tiles([0, 0, 100, 100], 2, 0.0)
-    [[0, 0, 50, 50], [50, 0, 100, 50], [0, 50, 50, 100], [50, 50, 100, 100]]
-    """
-    x0, y0, x1, y1 = box
-    w, h = (x1 - x0) / (grid - (grid - 1) * overlap), (y1 - y0) / (grid - (grid - 1) * overlap)
-    sx, sy = w * (1 - overlap), h * (1 - overlap)
-    return [
-        [round(x0 + i * sx), round(y0 + j * sy), round(x0 + i * sx + w), round(y0 + j * sy + h)]
-        for j in range(grid)
-        for i in range(grid)
-    ]
-
-
-def around(point: list[float], side: int, size: tuple[int, int]) -> list[int]:
-    """A ``side`` x ``side`` box centered on ``point``, moved inside an image of ``size`` (as far as it fits).
-
-    >>> around([10, 50], 40, (100, 100)), around([95, 50], 40, (100, 100))
-    ([0, 30, 40, 70], [60, 30, 100, 70])
-    """
-    x0 = min(max(0, round(point[0] - side / 2)), max(0, size[0] - side))
-    y0 = min(max(0, round(point[1] - side / 2)), max(0, size[1] - side))
-    return [x0, y0, min(size[0], x0 + side), min(size[1], y0 + side)]
 
 
 def search(state: State, step: Step) -> dict:
@@ -169,7 +143,7 @@ def _detector(step: Step, cfg: Config, target: str) -> tuple:
     if cfg.scorer == "model":
         return None, None, None
     detector = getattr(step.ctx.backend, "detector", None)
-    color, shape = prompts.target_words(target)
+    color, shape = target_words(target)
     if detector is not None and (color or shape):
         return detector, color, shape
     if cfg.scorer == "detector":
@@ -209,7 +183,7 @@ def answer(state: State, step: Step) -> dict:
         width, height = image.size
         center = [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
         said = (prompts.FOUND if found else prompts.NOT_FOUND).format(target=work["target"])
-        where = prompts.QUARTER.format(where=prompts.quarter(center, [width, height]))
+        where = prompts.QUARTER.format(where=quarter(center, [width, height]))
         note = f"{prompts.ZOOMED.format(box=box)} {where} {said}"
         last = messages[-1]
         kept = [p["image"] for p in last["content"] if p.get("type") == "image"] if cfg.context else []
@@ -231,7 +205,7 @@ def _answer_from_search(state: State, step: Step, region: dict | None, found: bo
     else:
         box = region["box"]
         point = region.get("point") or [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2]
-        answer = prompts.quarter(point, step.image(step.user_images()[0]).size)
+        answer = quarter(point, step.image(step.user_images()[0]).size)
         how = "found" if found else "came closest to finding"
         reply = f"The search {how} {target} in the {answer} quarter of the image. The answer is {answer}."
     parents = [region["node"]] if region is not None else None

@@ -36,6 +36,7 @@ class Config:
     temperature: float = field(default=0.8, metadata={"help": "sampling temperature of thoughts"})
     step_tokens: int = field(default=64, metadata={"help": "tokens per thought"})
     max_tokens: int = field(default=256, metadata={"help": "tokens to finish a state into an answer"})
+    seed: int | None = field(default=None, metadata={"help": "sampling seed of each state's thoughts (None: random)"})
 
     def __post_init__(self) -> None:
         if min(self.breadth, self.beam, self.depth, self.judge_samples) < 1:
@@ -59,9 +60,10 @@ def expand_one(state: State, step: Step) -> dict:
     """Sample ``breadth`` next thoughts of one state (one request, ``n=breadth``: one prefill)."""
     cfg: Config = step.config
     path = state["branch"]["path"]
+    seed = None if cfg.seed is None else cfg.seed + 1000 * (path["node"] or 0)  # one seed per state
     req = prompts.request(
         step.render(state["messages"]), cfg.step_tokens, cfg.temperature, n=cfg.breadth,
-        prefix=prompts.THINK + path["text"], stop=["\n"],
+        prefix=prompts.THINK + path["text"], stop=["\n"], seed=seed,
     )  # fmt: skip
     children, seen = [], set()
     for c in step.generate([req])[0]:

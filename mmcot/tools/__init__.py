@@ -20,11 +20,12 @@ from typing import Any
 
 from mmcot.tools.base import FunctionTool, Tool, ToolCall, ToolContext, ToolError, ToolResult
 from mmcot.tools.calls import ToolCallError, check_arguments, parse_tool_calls, run_tool_call, tool_message
+from mmcot.tools.detect import DETECT
 from mmcot.tools.image_tools import IMAGE_TOOLS
 from mmcot.tools.python_tool import PythonTool
 from mmcot.tools.search import SearchTool
 
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in [*IMAGE_TOOLS, PythonTool(), SearchTool()]}
+TOOLS: dict[str, Tool] = {tool.name: tool for tool in [*IMAGE_TOOLS, DETECT, PythonTool(), SearchTool()]}
 
 __all__ = [
     "TOOLS", "FunctionTool", "Tool", "ToolCall", "ToolCallError", "ToolContext", "ToolError", "ToolResult",

@@ -339,3 +339,25 @@ def test_parallel_branches_straight_into_finish_are_refused_clearly(make_backend
     )
     with pytest.raises(ValueError, match="'branch' is a parallel branch with a fixed edge to finish; join the"):
         solve(image, "q?", strategy="fan-out", backend=make_backend(lambda r: "x"))
+
+
+def test_a_cancel_that_reaches_parallel_branches_ends_the_turn_once(make_backend, image):
+    """Cancelled while ToT scores its states (the chat's Ctrl-C), both next-level branches stop with "cancelled" in
+    one LangGraph step. The turn ends with one stop reason; LangGraph refused the second write before, and the
+    crash left the chat session unable to answer again."""
+    cancel, thoughts = threading.Event(), []
+
+    def respond(request):
+        if request.sampling.stop == ["\n"]:
+            return [f"step {len(thoughts)} {i}" for i in range(request.n)]
+        return "yes"
+
+    def emit(event):
+        if event["type"] == "thought":
+            thoughts.append(event)
+        if event["type"] == "score":
+            cancel.set()
+
+    backend = make_backend(respond, delay=0.05)
+    trace = solve(image, "q?", strategy="tot", breadth=2, beam=2, depth=4, backend=backend, cancel=cancel, emit=emit)
+    assert trace.stop_reason == "cancelled" and len(thoughts) == 2

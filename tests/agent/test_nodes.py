@@ -15,6 +15,12 @@ def test_the_model_step_hands_the_tools_to_the_backend(make_backend, image):
     assert request.messages[0] == {"role": "system", "content": "Be brief."}  # the backend adds the tool list
 
 
+def test_image_tools_are_offered_once_there_is_an_image(make_backend, image):
+    backend = make_backend(lambda r: "<answer>4</answer>")
+    solve(None, "What is 2 + 2?", strategy="image-loop", tools=["zoom", "detect", "python"], backend=backend)
+    assert backend.calls[0][0].tools == tool_schemas(["python"])
+
+
 def test_an_openai_server_gets_the_tools_as_a_hermes_block():
     import json
 
@@ -93,3 +99,29 @@ def test_the_retry_keeps_to_the_token_budget(make_backend, image):
     backend = EndsAtOnce(lambda r: "blue")  # a first try that spends the whole budget leaves no second one
     trace = solve(image, "What color?", strategy="cot", backend=backend, budget={"max_tokens": 1})
     assert len(backend.calls) == 1 and trace.stop_reason == "max_tokens"
+
+
+def test_a_thought_that_ends_the_turn_is_followed_by_an_answer(make_backend, image):
+    """A model taught to think first (tool traces) may close its thought and end the turn. The turn goes on from
+    ``</think><answer>``, so the chat shows an answer, not "(no answer)"; the trace node says it was forced."""
+    backend = make_backend(lambda r: "\n<answer> blue" if r.prefix.endswith("<answer>") else "two tips</think>")
+    trace = solve(image, "Any tip?", strategy="image-loop", backend=backend)
+    assert [call[0].prefix for call in backend.calls] == ["<think>", "<think>two tips</think><answer>"]
+    assert backend.calls[1][0].sampling.stop == ["</answer>"]  # a repeated <answer> tag is dropped
+    assert trace.answer == "blue" and trace.nodes[0].text == "<think>two tips</think><answer>blue</answer>"
+    assert trace.nodes[0].meta["forced_answer"] and trace.model_calls == 2
+
+
+def test_a_thought_cut_by_its_token_limit_is_closed_and_answered(make_backend, image):
+    from mmcot.models.backend import Completion
+
+    class Rambles(make_backend):
+        def _complete(self, request, text):
+            if request.prefix == "<think>":
+                return Completion("hmm " * 8, prompt_tokens=10, completion_tokens=8, finish_reason="length")
+            return super()._complete(request, text)
+
+    trace = solve(image, "What color?", strategy="cot", backend=Rambles(lambda r: "red"))
+    assert trace.answer == "red" and trace.nodes[-1].text.endswith("hmm</think><answer>red</answer>")
+    trace = solve(image, "What color?", strategy="cot", backend=Rambles(lambda r: "red"), budget={"max_tokens": 8})
+    assert trace.answer == "" and trace.stop_reason == "max_tokens"  # no tokens left: the thought stands

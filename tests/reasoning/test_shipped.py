@@ -63,6 +63,17 @@ def test_every_strategy_runs_on_the_shipped_model(name, tiny, scene):
         assert len(crops) >= 4 and all(trace.images[n.images[0]].size[0] < 96 for n in crops)
 
 
+def test_a_seeded_tree_of_thoughts_samples_the_same_thoughts_twice(tiny, scene):
+    """One level: one request. (Deeper, parallel states share batches by timing, and padding can move a logit.)"""
+
+    def thoughts():
+        knobs = SMALL["tot"] | {"breadth": 4, "depth": 1, "step_tokens": 6, "seed": 3}
+        trace = solve(scene, "How many shapes are there?", strategy="tot", backend=tiny, **knobs)
+        return [n.text for n in trace.nodes if n.kind == "thought"]
+
+    assert thoughts() == thoughts()
+
+
 class FirstTurn:
     """The shipped model, except that the text of its first model turn is replaced by ``text`` (the tiny model is too
     weak to write a valid tool call on its own). The tool then runs for real and the real model reads its result."""

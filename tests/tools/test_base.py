@@ -76,7 +76,8 @@ def test_unsupported_hint_is_refused():
 
 def test_registry_has_every_tool_of_the_issue():
     assert set(TOOLS) == {
-        "crop", "zoom", "rotate", "flip", "adjust", "grayscale", "grid", "draw", "image_info", "python", "search",
+        "crop", "zoom", "rotate", "flip", "adjust", "grayscale", "grid", "draw", "image_info", "detect", "python",
+        "search",
     }  # fmt: skip
     for name, tool in TOOLS.items():
         assert isinstance(tool, Tool) and tool.name == name and tool.description

@@ -23,6 +23,7 @@ CALLS = {
     "grid": ('{"name": "grid", "arguments": {"image": "image_0", "rows": 3, "cols": 3}}', 1),
     "draw": ('{"name": "draw", "arguments": {"boxes": [[1, 1, 30, 30]], "labels": ["here"]}}', 1),
     "image_info": ('{"name": "image_info", "arguments": {}}', 0),
+    "detect": ('{"name": "detect", "arguments": {"target": "red circle", "image": "image_0"}}', 1),
     "python": (
         '{"name": "python", "arguments": {"code": "import matplotlib.pyplot as plt\\n'
         'plt.imshow(np.asarray(image_1)); plt.show()\\nprint(len(images))"}}',
