@@ -353,6 +353,7 @@ def tool_row(item: Item, rng: random.Random) -> dict | None:
     """A tool-using trace through the real tools: detect a small object and look at the zoomed view it returns
     (small_object; kept only where the detector is right), compute with python (arithmetic, chart sums)."""
     from mmcot.tools import ToolContext, ToolResult, run_tool_call, tool_message
+    from mmcot.tools.detect import quarter
 
     ctx = ToolContext(images={"image_0": item.images[0]}, image_size=128)
     if item.category == "small_object":
@@ -365,12 +366,12 @@ def tool_row(item: Item, rng: random.Random) -> dict | None:
         result = run_tool_call(call, ctx)
         if result.error or not _detected(item, result):
             return None
-        label = result.metadata["label"]
+        label, point = result.metadata["label"], result.metadata["point"]
         if q["target"] is None:
             said = f"The detector found no {q['color']} {q['shape']}."
-        else:
-            where = f" in the {item.answer} quarter" if q["kind"] == "quadrant" else ""
-            said = f"The detector found {'an' if label[0] in 'aeiou' else 'a'} {label}{where}."
+        else:  # its words, read back: what it found and where
+            where = quarter(point, item.images[0].size)
+            said = f"The detector found {'an' if label[0] in 'aeiou' else 'a'} {label} in the {where} quarter."
         last = think_reply([said, f"So the answer is {item.answer}."], item.answer)
         tools = IMAGE_LOOP_TOOLS
     elif item.category == "arithmetic" or (item.category == "bar_chart" and item.metadata["query"]["kind"] == "sum"):
