@@ -353,7 +353,7 @@ def tool_row(item: Item, rng: random.Random) -> dict | None:
     """A tool-using trace through the real tools: detect a small object and look at the zoomed view it returns
     (small_object; kept only where the detector is right), compute with python (arithmetic, chart sums)."""
     from mmcot.tools import ToolContext, ToolResult, run_tool_call, tool_message
-    from mmcot.tools.detect import quarter
+    from mmcot.tools.detect import quarter, with_article
 
     ctx = ToolContext(images={"image_0": item.images[0]}, image_size=128)
     if item.category == "small_object":
@@ -371,7 +371,7 @@ def tool_row(item: Item, rng: random.Random) -> dict | None:
             said = f"The detector found no {q['color']} {q['shape']}."
         else:  # its words, read back: what it found and where
             where = quarter(point, item.images[0].size)
-            said = f"The detector found {'an' if label[0] in 'aeiou' else 'a'} {label} in the {where} quarter."
+            said = f"The detector found {with_article(label)} in the {where} quarter."
         last = think_reply([said, f"So the answer is {item.answer}."], item.answer)
         tools = IMAGE_LOOP_TOOLS
     elif item.category == "arithmetic" or (item.category == "bar_chart" and item.metadata["query"]["kind"] == "sum"):
@@ -399,7 +399,7 @@ def tool_row(item: Item, rng: random.Random) -> dict | None:
 def _detected(item: Item, result) -> bool:
     """Whether the detect tool got it right: found the target (its box holds its center, its label is right), or
     found none where there is none."""
-    from mmcot.tools.detect import FOUND
+    from mmcot.tools.detect import FOUND, quarter
 
     target = item.metadata["query"]["target"]
     if target is None:
@@ -407,8 +407,8 @@ def _detected(item: Item, result) -> bool:
     x0, y0, x1, y1 = result.metadata["box"]
     obj = item.metadata["objects"][target]
     cx, cy = obj["center"]
-    (x, y), (w, h) = result.metadata["point"], item.images[0].size
-    same_quarter = (x < w / 2) == (cx < w / 2) and (y < h / 2) == (cy < h / 2)
+    size = item.images[0].size
+    same_quarter = quarter(result.metadata["point"], size) == quarter(obj["center"], size)
     named = result.metadata["label"] == f"{obj['color']} {obj['shape']}"
     return result.metadata["score"] >= FOUND and x0 <= cx < x1 and y0 <= cy < y1 and same_quarter and named
 

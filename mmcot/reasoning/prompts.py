@@ -15,6 +15,7 @@ from collections import Counter
 from mmcot.agent.nodes import answer_of
 from mmcot.evals.score import choice_index, normalize
 from mmcot.models.backend import Request, Sampling, user_message
+from mmcot.tools.detect import with_article
 
 THINK, END_THINK = "<think>", "</think>"
 ANSWER = "<answer>"
@@ -208,4 +209,4 @@ def search_target(question: str) -> str:
         m = _ASKED.search(sentence)
         phrase = _TAIL.sub("", (m.group(1) if m else sentence)).strip(" ?.!:")
         phrase = re.sub(r"^(?:the|a|an|any)\s+", "", phrase, flags=re.I)
-    return f"{'an' if phrase[:1].lower() in 'aeiou' else 'a'} {phrase}"
+    return with_article(phrase)

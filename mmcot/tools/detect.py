@@ -16,7 +16,7 @@ from PIL import Image
 
 from mmcot.evals.puzzles.render import COLORS, SHAPES
 from mmcot.tools.base import FunctionTool, ToolContext, ToolError, ToolResult
-from mmcot.tools.image_tools import _result, resolve
+from mmcot.tools.image_tools import resolve, zoom
 
 FOUND = 0.35  # a detector score from which the target counts as found (region search's threshold)
 
@@ -29,6 +29,15 @@ def target_words(phrase: str) -> tuple[str | None, str | None]:
     """
     words = phrase.lower().replace(",", " ").split()
     return next((w for w in words if w in COLORS), None), next((w for w in words if w in SHAPES), None)
+
+
+def with_article(phrase: str) -> str:
+    """``phrase`` after "a" or "an".
+
+    >>> with_article("orange circle"), with_article("red square")
+    ('an orange circle', 'a red square')
+    """
+    return f"{'an' if phrase[:1].lower() in 'aeiou' else 'a'} {phrase}"
 
 
 def tiles(box: list[float], grid: int, overlap: float) -> list[list[int]]:
@@ -108,17 +117,15 @@ def detect(ctx: ToolContext, target: str, image: str = "") -> ToolResult:
     image_id, img = resolve(ctx, image)
     score, point, seen = locate(shipped_detector(), img.convert("RGB"), color, shape)
     box = around(point, max(32, min(img.size) // 8), img.size)
-    view = img.crop(tuple(box))
-    scale = ctx.image_size / max(view.size)
-    view = view.resize((round(view.width * scale), round(view.height * scale)), Image.LANCZOS)
     what = " ".join(w for w in (color, shape or "shape") if w)
     x, y = round(point[0]), round(point[1])
     if score >= FOUND:
         where = f"in the {quarter(point, img.size)} quarter of the {img.width}x{img.height} image"
-        text = f"found {'an' if seen[0] in 'aeiou' else 'a'} {seen} at [{x}, {y}], {where} (score {score:.2f})"
+        text = f"found {with_article(seen)} at [{x}, {y}], {where} (score {score:.2f})"
     else:
         text = f"no {what} found; the likeliest place is [{x}, {y}] (score {score:.2f})"
-    result = _result(view, f"zoom of {image_id} box {box} around the {what}", text)
+    result = zoom(ctx, box=box, image=image_id)  # the enlarged view
+    result.text, result.captions = text, [f"zoom of {image_id} box {box} around the {what}"]
     result.metadata.update(box=box, point=[x, y], label=seen, score=round(score, 3))
     return result
 
