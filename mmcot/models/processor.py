@@ -14,9 +14,12 @@ MEAN = [0.5, 0.5, 0.5]
 STD = [0.5, 0.5, 0.5]
 
 
-def chat_template(think: bool = False) -> str:
-    """mmcot's chat template; ``think=True`` makes the generation prompt start with ``<think>`` by default."""
+def chat_template(think: bool = False, text_first: bool = False) -> str:
+    """mmcot's chat template; ``think=True`` makes the generation prompt start with ``<think>`` by default,
+    ``text_first=True`` renders a user turn's text before its images (for a model trained so)."""
     text = TEMPLATE_PATH.read_text()
+    if text_first:
+        text = text.replace("set text_first = false", "set text_first = true")
     return thinking(text) if think else text
 
 

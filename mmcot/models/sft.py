@@ -130,6 +130,11 @@ class SftConfig(LlavaStageArgs, SFTConfig):
         metadata={"help": "Keep the projector as stage 1 left it (e.g. the word start of align --max_steps 0) and "
                   "train only the language side."},
     )  # fmt: skip
+    text_first: bool = field(
+        default=False,
+        metadata={"help": "Render a user turn's text before its images (the trained folder's chat template keeps "
+                  "it), so image tokens can attend to the question; a model trained so keeps it when continued."},
+    )  # fmt: skip
 
     def __post_init__(self):
         DataMix.__post_init__(self)
@@ -375,7 +380,8 @@ def build_for_sft(cfg: SftConfig):
     except ModelError as e:
         raise StageError(f"cannot start stage 2 from {cfg.init_path}: {e} (run `mmcot train align` first)") from None
     if "think_default" in (processor.chat_template or ""):  # mmcot's own template: the trained folder carries the one
-        processor.chat_template = chat_template()  # the rows are rendered with (its tool list, see data.tools_system)
+        text_first = cfg.text_first or "set text_first = true" in processor.chat_template  # the rows are rendered with
+        processor.chat_template = chat_template(text_first=text_first)  # (its tool list, see data.tools_system)
     if cfg.reinit_projector:
         init_projector(
             model,

@@ -79,6 +79,21 @@ def test_tools_and_system_prompt_and_thinking_switch(tiny):
     assert thinking.endswith("<|im_start|>assistant\n<think>")
 
 
+def test_text_first_switch_puts_a_user_turns_text_before_its_images_only(tiny):
+    from mmcot.models.processor import chat_template
+
+    _, processor = tiny
+    messages = [*conversation(2, 1), {"role": "user", "content": "and now?"}]
+    text = processor.apply_chat_template(messages, tokenize=False, chat_template=chat_template(text_first=True))
+    plain = processor.apply_chat_template(messages, tokenize=False)
+    assert text.startswith("<|im_start|>user\nhow many?<image><image><|im_end|>\n")
+    assert text.replace("how many?<image><image>", "<image><image>how many?") == plain  # tool turns keep their order
+    out = processor.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_tensors="pt", chat_template=chat_template(text_first=True)
+    )
+    assert out["pixel_values"].shape[0] == 3  # the images still pair with their <image> tokens in order
+
+
 def test_assistant_mask_covers_exactly_the_assistant_turns(tiny):
     _, processor = tiny
     out = processor.apply_chat_template(
