@@ -20,6 +20,7 @@ import json
 
 def main() -> None:
     from mmcot.evals.puzzles import puzzle
+    from mmcot.evals.score import score
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("results", help="results.jsonl of an `mmcot eval` run on the attribute family")
@@ -40,7 +41,8 @@ def main() -> None:
         if not row["correct"] and len(objects) > 1:
             key = "color" if query["kind"].startswith("color") else "shape"
             others = {o[key] for k, o in enumerate(objects) if k != query["target"]}
-            misses["another object's" if str(row["prediction"]).strip() in others else "no object's"] += 1
+            named = any(score(str(row["prediction"]), other) for other in others)  # the eval's own notion of a match
+            misses["another object's" if named else "no object's"] += 1
     print("| question | objects | right | accuracy |\n|---|---|---|---|")
     for (kind, n), (right, total) in sorted(hits.items()):
         print(f"| {kind} | {'4+' if n == 4 else n} | {right}/{total} | {right / total:.0%} |")

@@ -12,6 +12,7 @@ from pathlib import Path
 TEMPLATE_PATH = Path(__file__).with_name("chat_template.jinja")
 MEAN = [0.5, 0.5, 0.5]
 STD = [0.5, 0.5, 0.5]
+TEXT_FIRST = "set text_first = true"  # in a folder's chat template: a model trained with text before images
 
 
 def chat_template(think: bool = False, text_first: bool = False) -> str:
@@ -19,7 +20,7 @@ def chat_template(think: bool = False, text_first: bool = False) -> str:
     ``text_first=True`` renders a user turn's text before its images (for a model trained so)."""
     text = TEMPLATE_PATH.read_text()
     if text_first:
-        text = text.replace("set text_first = false", "set text_first = true")
+        text = text.replace("set text_first = false", TEXT_FIRST)
     return thinking(text) if think else text
 
 

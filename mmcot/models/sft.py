@@ -371,7 +371,7 @@ def build_for_sft(cfg: SftConfig):
     """The stage-1 model with what stage 2 trains made trainable (LoRA adapters for a preset with a base LM)."""
     from mmcot.models.load import load_model
     from mmcot.models.presets import ModelError
-    from mmcot.models.processor import chat_template
+    from mmcot.models.processor import TEXT_FIRST, chat_template
     from mmcot.models.stage import load_preset
 
     preset = load_preset(cfg.preset)
@@ -380,7 +380,7 @@ def build_for_sft(cfg: SftConfig):
     except ModelError as e:
         raise StageError(f"cannot start stage 2 from {cfg.init_path}: {e} (run `mmcot train align` first)") from None
     if "think_default" in (processor.chat_template or ""):  # mmcot's own template: the trained folder carries the one
-        text_first = cfg.text_first or "set text_first = true" in processor.chat_template  # the rows are rendered with
+        text_first = cfg.text_first or TEXT_FIRST in processor.chat_template  # the rows are rendered with
         processor.chat_template = chat_template(text_first=text_first)  # (its tool list, see data.tools_system)
     if cfg.reinit_projector:
         init_projector(
