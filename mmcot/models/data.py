@@ -136,6 +136,8 @@ class Rows:
             item = puzzle(family, i * 20 + attempt, self.mix.data_seed, split="train")
             row = conversation(item, kind, rng)
             if row is not None:
+                if kind == "direct":  # the answer comes at once: the position that predicts it is known
+                    row["ground"] = grounding(item)
                 return row
         raise RuntimeError(f"no conversation of kinds {list(self.kinds)} fits families {self.families}")
 
@@ -148,9 +150,31 @@ class Rows:
 
         def transform(batch: dict[str, list]) -> dict[str, list]:
             rows = [self[i] for i in batch["index"]]
-            return {"messages": [r["messages"] for r in rows], "images": [r["images"] for r in rows]}
+            return {key: [r.get(key) for r in rows] for key in ("messages", "images", "ground")}
 
         return Dataset.from_dict({"index": list(range(self.size))}).with_transform(transform)
+
+
+def grounding(item: Item) -> dict | None:
+    """The objects of ``item``'s scene that its answer is read from, for sft's grounding loss (``--grounding_weight``):
+    the one an attribute question names ("the red object", "the largest shape"), the one a spatial question names or
+    asks for ("Is the red circle left of the blue square?": both), the ones a count question counts, and the word that
+    names the object where one word does. None when there are none (a count of zero) or the family has no objects."""
+    meta, query = item.metadata, item.metadata.get("query", {})
+    word = None  # the question's word that names the object by itself: "red" in "What shape is the red object?"
+    if query.get("kind") in ("color_of_shape", "shape_of_color"):
+        word = meta["objects"][query["target"]][query["kind"].split("_")[-1]]
+    if item.category == "attribute" or (item.category == "spatial" and query.get("kind") == "extreme"):
+        objects = [query["target"]]
+    elif item.category == "spatial":
+        objects = [query["a"], query["b"]]
+    elif item.category == "count":
+        from mmcot.evals.puzzles.count import matches
+
+        objects = [i for i, o in enumerate(meta["objects"]) if matches(o, query)]
+    else:
+        return None
+    return {"objects": objects, "word": word, "item": item} if objects else None
 
 
 def user(images: list[Image.Image], text: str) -> dict:

@@ -136,11 +136,29 @@ class SftConfig(LlavaStageArgs, SFTConfig):
                   "it), so image tokens can attend to the question; a model trained so keeps it when continued."},
     )  # fmt: skip
 
+    grounding_weight: float = field(
+        default=0.0,
+        metadata={"help": "Weight of the grounding loss: on direct answers to attribute, spatial and count questions, "
+                  "the position that predicts the answer should attend, in one head of --grounding_layers, to the "
+                  "image tokens of the objects the answer is read from (puzzle metadata). 0: off."},
+    )  # fmt: skip
+    grounding_layers: str = field(
+        default="2,3", metadata={"help": "Language-model layers whose heads the grounding loss may use (comma list)."}
+    )
+    grounding_query: str = field(
+        default="answer",
+        metadata={"help": "Whose attention the grounding loss shapes: 'answer' (the position that predicts the answer) "
+                  "or 'word' (the question's word that names the object, attribute questions only; with "
+                  "--grounding_layers 0 it finds the object by its own embedding)."},
+    )  # fmt: skip
+
     def __post_init__(self):
         DataMix.__post_init__(self)
         self.check()
         if self.lora_r < 0:
             raise ValueError("lora_r must be >= 0")
+        if self.grounding_query not in ("answer", "word"):
+            raise ValueError(f"grounding_query must be 'answer' or 'word', not {self.grounding_query!r}")
         self.output_dir = self.output_dir or f"runs/{self.preset}/sft"
         self.init_path = self.init_path or f"runs/{self.preset}/align/final"
         SFTConfig.__post_init__(self)
@@ -149,8 +167,8 @@ class SftConfig(LlavaStageArgs, SFTConfig):
 class Collator:
     """Renders rows with the chat template, expands image tokens, and masks everything but assistant tokens."""
 
-    def __init__(self, processor):
-        self.processor = processor
+    def __init__(self, processor, grounding_query: str = "answer"):
+        self.processor, self.grounding_query = processor, grounding_query
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         from mmcot.models.data import _filled
@@ -167,7 +185,40 @@ class Collator:
         labels[out["attention_mask"] == 0] = -100
         labels[out.pop("assistant_masks") == 0] = -100
         out["labels"] = labels
+        if any(r.get("ground") for r in rows):
+            out["ground_query"], out["ground_keys"] = self.grounding(rows, out)
         return dict(out)
+
+    def grounding(self, rows: list[dict[str, Any]], out: dict):
+        """For each row, the position whose attention is grounded (-1: none): the one that predicts the answer, or the
+        first token after the image of the word that names the object (``grounding_query``); and a mask of the image
+        tokens of the objects the answer is read from (``data.grounding``), in the row's first image."""
+        import numpy as np
+        import torch
+
+        from mmcot.models.targets import targets
+
+        ids, labels = out["input_ids"], out["labels"]
+        size = self.processor.image_processor.size["height"]
+        grid = size // self.processor.patch_size
+        query, keys = torch.full((len(ids),), -1), torch.zeros(ids.shape, dtype=torch.bool)
+        for b, r in enumerate(rows):
+            g = r.get("ground")
+            image = (ids[b] == self.processor.image_token_id).nonzero().flatten()[: grid * grid]
+            if not g or len(image) < grid * grid:
+                continue
+            cells = torch.from_numpy(np.isin(targets(g["item"], 0, size, grid)["thing"], g["objects"]))
+            if self.grounding_query == "word":
+                if not g["word"]:
+                    continue
+                word = self.processor.tokenizer(" " + g["word"], add_special_tokens=False)["input_ids"][-1]
+                at = (ids[b, image[-1] + 1 :] == word).nonzero().flatten() + image[-1] + 1
+            else:
+                at = (labels[b] != -100).nonzero().flatten()[:1] - 1
+            if cells.any() and len(at):
+                query[b] = at[0]
+                keys[b, image[cells]] = True
+        return query, keys
 
 
 def _grouped_trainer():
@@ -179,6 +230,38 @@ def _grouped_trainer():
         batch is padded to its longest row), using the rows' length hints instead of tokenizing the whole set."""
 
         lengths: list[int] = []
+        grounding_weight, grounding_layers = 0.0, (2, 3)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            """SFT's loss, plus the grounding loss (SftConfig.grounding_weight) on rows that carry one: -log of the
+            attention mass the answer's position puts on its objects' image tokens, in the best head of the layers."""
+            import torch
+
+            query, keys = inputs.pop("ground_query", None), inputs.pop("ground_keys", None)
+            if not self.grounding_weight or query is None or not (query >= 0).any():
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            seen = []
+            layers = language_layers(model)
+            hooks = [layers[n].self_attn.register_forward_hook(lambda _m, _a, out: seen.append(out[1]))
+                     for n in self.grounding_layers]  # fmt: skip
+            try:  # (asking TRL for the outputs too would cost a second forward pass)
+                result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            if any(w is None for w in seen):
+                raise StageError("the grounding loss needs attention weights: load the model with eager attention")
+            rows = (query >= 0).nonzero().flatten()
+            at = query[rows].to(rows.device)
+            attention = torch.cat([w[rows, :, at] for w in seen], 1)  # (rows, layers x heads, keys)
+            mass = (attention * keys[rows, None].to(attention.device)).sum(-1).max(-1).values
+            grounding = -mass.clamp_min(1e-30).log().mean()  # (a mass that underflowed to 0 has no gradient)
+            mode = "train" if model.training else "eval"
+            self._metrics[mode]["grounding_loss"].append(grounding.item())
+            self._metrics[mode]["grounding_mass"].append(mass.mean().item())
+            if return_outputs:
+                return result[0] + self.grounding_weight * grounding, result[1]
+            return result + self.grounding_weight * grounding
 
         def _get_train_sampler(self, train_dataset=None):
             return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
@@ -211,6 +294,12 @@ def _grouped_trainer():
 
 
 TRAINED_BESIDE_ADAPTER = "mmcot_trained.safetensors"  # in a LoRA run's checkpoints: the trained non-LoRA weights
+
+
+def language_layers(model):
+    """The decoder layers of a LLaVA model's language model, through a PEFT wrapper if there is one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return base.model.language_model.layers
 
 
 def load_checkpoint_weights(model, folder: str | Path) -> None:
@@ -382,6 +471,8 @@ def build_for_sft(cfg: SftConfig):
     if "think_default" in (processor.chat_template or ""):  # mmcot's own template: the trained folder carries the one
         text_first = cfg.text_first or TEXT_FIRST in processor.chat_template  # the rows are rendered with
         processor.chat_template = chat_template(text_first=text_first)  # (its tool list, see data.tools_system)
+    if cfg.grounding_weight:  # the grounding loss reads attention weights, which only eager attention returns
+        model.set_attn_implementation("eager")
     if cfg.reinit_projector:
         init_projector(
             model,
@@ -430,8 +521,10 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: floa
     total = sum(p.numel() for p in model.parameters())
     print(f"trainable parameters: {trainable / 1e6:.2f} M of {total / 1e6:.2f} M", flush=True)
     trainer = _grouped_trainer()(model=model, args=cfg, train_dataset=rows.as_dataset(), processing_class=processor,
-                                data_collator=Collator(processor))  # fmt: skip
+                                data_collator=Collator(processor, getattr(cfg, "grounding_query", "answer")))  # fmt: skip
     trainer.lengths = [rows.length_hint(i) for i in range(len(rows))]
+    trainer.grounding_weight = getattr(cfg, "grounding_weight", 0.0)
+    trainer.grounding_layers = [int(n) for n in getattr(cfg, "grounding_layers", "").split(",") if n.strip()]
     if cfg.max_steps:  # 0: the closed-form start alone (init_projector, in build_for_align)
         trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
     out = Path(cfg.output_dir) / "final"

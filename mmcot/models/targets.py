@@ -4,6 +4,8 @@ For an image resized to the native resolution and cut into a ``grid`` x ``grid``
 
 - ``color``: the color of the thing covering it (0 none, 1-7 the puzzle colors);
 - ``shape``: what covers it (0 none, circle, square, triangle, bar, hour hand, minute hand);
+- ``thing``: which object covers it (its index in ``metadata["objects"]``, bars, ...; -1 none): a question's
+  grounding (``data.grounding``);
 - ``center``: 1 when an object's center falls in it (counting = counting these patches);
 - ``offset``: where in the patch that center lies (x, y in [0, 1]) and ``size``: the object's side as a fraction
   of the image (largest/smallest questions; a bar's height), both only on center patches (``mask``);
@@ -35,6 +37,7 @@ def targets(item: Item, image_index: int, image_size: int, grid: int) -> dict[st
     out = {
         "color": np.full(n, IGNORE, np.int64),
         "shape": np.full(n, IGNORE, np.int64),
+        "thing": np.full(n, -1, np.int64),
         "center": np.full(n, IGNORE, np.int64),
         "offset": np.zeros((n, 2), np.float32),
         "size": np.zeros(n, np.float32),
@@ -60,15 +63,15 @@ def targets(item: Item, image_index: int, image_size: int, grid: int) -> dict[st
     ids = np.asarray(label)[:, :, 0].astype(np.int64)
     patch = image_size // grid
     cells = ids.reshape(grid, patch, grid, patch).transpose(0, 2, 1, 3).reshape(n, patch * patch)
-    color, shape = np.zeros(n, np.int64), np.zeros(n, np.int64)
+    color, shape, thing = np.zeros(n, np.int64), np.zeros(n, np.int64), out["thing"]
     for p in range(n):
         counts = np.bincount(cells[p], minlength=len(things) + 1)
         counts[0] = 0
         k = int(counts.argmax())
         if counts[k] >= MIN_COVER * patch * patch:
-            color[p], shape[p] = _classes(things[k - 1])
+            color[p], shape[p], thing[p] = *_classes(things[k - 1]), k - 1
     center = np.zeros(n, np.int64)
-    for t in things:
+    for k, t in enumerate(things):
         if t["kind"] != "object":
             continue
         cx, cy = t["center"]
@@ -79,7 +82,7 @@ def targets(item: Item, image_index: int, image_size: int, grid: int) -> dict[st
         x, y = cx * sx, cy * sy
         col, row = min(grid - 1, int(x // patch)), min(grid - 1, int(y // patch))
         p = row * grid + col
-        center[p] = 1
+        center[p], thing[p] = 1, k
         color[p], shape[p] = _classes(t)  # a small object still labels the patch its center is in
         if t["size"] * sx < TINY_PX:
             shape[p] = IGNORE  # a few pixels wide at this resolution: its shape is not visible, only its color

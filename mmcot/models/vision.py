@@ -109,7 +109,8 @@ class VisionRows:
         k = rng.randrange(len(item.images))
         pixels = self.processor(item.images[k], return_tensors="pt")["pixel_values"][0]
         row = {"pixel_values": pixels}
-        row.update({name: torch.from_numpy(v) for name, v in targets(item, k, self.image_size, self.grid).items()})
+        dense = targets(item, k, self.image_size, self.grid)
+        row.update({name: torch.from_numpy(v) for name, v in dense.items() if name != "thing"})  # no head for it
         if self.tokenizer is not None:
             ids = self.tokenizer(describe(item), truncation=True, max_length=CAPTION_TOKENS)["input_ids"]
             pad = CAPTION_TOKENS - len(ids)

@@ -116,6 +116,27 @@ def test_scene_targets_mark_each_object_center_once():
         assert centers == sorted(COLORS.index(o["color"]) + 1 for o in objects)
 
 
+def test_grounding_names_the_objects_an_answer_is_read_from():
+    from mmcot.evals.puzzles.count import matches
+    from mmcot.models.data import grounding
+    from mmcot.models.targets import targets
+
+    for i in range(12):
+        item = puzzle("count", i)
+        g = grounding(item)
+        wanted = [k for k, o in enumerate(item.metadata["objects"]) if matches(o, item.metadata["query"])]
+        assert (g and g["objects"]) == (wanted or None)
+        thing = targets(item, 0, 128, 8)["thing"]
+        assert set(thing[thing >= 0]) == set(range(len(item.metadata["objects"])))  # every object covers a patch
+        spatial, attribute = grounding(puzzle("spatial", i)), grounding(puzzle("attribute", i))
+        query = puzzle("attribute", i).metadata["query"]
+        assert attribute["objects"] == [query["target"]] and (attribute["word"] is None) == query["kind"].endswith(
+            "largest"
+        )
+        assert len(spatial["objects"]) in (1, 2) and spatial["word"] is None
+    assert grounding(puzzle("maze", 0)) is None
+
+
 def test_rotation_targets_follow_the_rotated_image():
     from mmcot.models.targets import targets
 

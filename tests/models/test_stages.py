@@ -301,3 +301,50 @@ def test_every_training_command_lists_its_fields(command):
     result = CliRunner().invoke(app, ["train", command, "--help"])
     assert result.exit_code == 0, result.output
     assert f"usage: mmcot train {command}" in result.output and "--output_dir" in result.output
+
+
+def test_grounding_loss_teaches_the_answer_to_look_at_its_objects(pipeline):
+    """--grounding_weight: on direct answers to attribute, spatial and count questions, the position that predicts the
+    answer learns to attend to the objects the answer is read from (README, Models)."""
+    import torch
+
+    from mmcot.models.data import DataMix, Rows
+    from mmcot.models.load import load_model
+    from mmcot.models.sft import Collator, language_layers
+
+    root, _, _, align = pipeline
+    rows = Rows(DataMix(families="attribute,spatial,count", kinds="direct:1", family_weights="", data_seed=3), 16)
+    batch = [rows[i] for i in range(16)]
+
+    def best_mass(folder):
+        model, processor = load_model(str(folder))
+        model.set_attn_implementation("eager")
+        inputs = Collator(processor)(batch)
+        query, keys = inputs.pop("ground_query"), inputs.pop("ground_keys")
+        seen = {}
+        language_layers(model)[0].self_attn.register_forward_hook(lambda _m, _a, out: seen.update(w=out[1]))
+        with torch.no_grad():
+            model(**inputs)
+        grounded = (query >= 0).nonzero().flatten()
+        assert len(grounded) >= 12  # all but counts of zero
+        for b in grounded:
+            assert inputs["labels"][b, query[b]] == -100 and inputs["labels"][b, query[b] + 1] != -100
+            assert keys[b].any() and (inputs["input_ids"][b][keys[b]] == processor.image_token_id).all()
+        attention = seen["w"][grounded, :, query[grounded]]
+        return (attention * keys[grounded, None]).sum(-1).max(-1).values.mean().item()
+
+    _, processor = load_model(str(align))
+    inputs = Collator(processor, grounding_query="word")(batch)  # the question's word that names the object
+    for b in (inputs["ground_query"] >= 0).nonzero().flatten():
+        word = processor.tokenizer(" " + batch[b]["ground"]["word"], add_special_tokens=False)["input_ids"][-1]
+        assert inputs["input_ids"][b, inputs["ground_query"][b]] == word
+    assert (inputs["ground_query"] >= 0).sum() == sum(bool(r["ground"] and r["ground"]["word"]) for r in batch) > 0
+    before = best_mass(align)
+    out = run_stage("sft", [*sft_args(root, align, 60), "--output_dir", str(root / "ground"), "--families",
+                            "attribute,spatial,count", "--kinds", "direct:1", "--grounding_weight", "5",
+                            "--grounding_layers", "0", "--learning_rate", "1e-2", "--eval_per_family", "0",
+                            "--save_steps", "100"])  # fmt: skip
+    log = json.loads((root / "ground" / "checkpoint-60" / "trainer_state.json").read_text())["log_history"]
+    assert any("grounding_loss" in entry for entry in log)
+    assert "eager" not in (out / "config.json").read_text()  # the saved model keeps the default attention
+    assert best_mass(out) > before + 0.1
