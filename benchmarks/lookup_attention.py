@@ -2,9 +2,10 @@
 naming word (or the position that predicts the answer) puts on the named object's image tokens, and on the other
 objects', averaged over attribute test puzzles of 4 or more objects, split by question kind and by whether the
 model's first answer token is right. The positions and masks are the ones sft's grounding loss uses
-(``--grounding_weight``, README, Models).
+(``--grounding_weight``, README, Models). With ``--probe``, also what that position holds: a linear probe per layer,
+fit on train puzzles and scored on test ones, of the answer (the named object's asked attribute).
 
-    python benchmarks/lookup_attention.py --model tiny --query word --n 150
+    python benchmarks/lookup_attention.py --model tiny --query word --n 150 --probe
 """
 
 from __future__ import annotations
@@ -13,12 +14,68 @@ import argparse
 from collections import defaultdict
 
 
-def main() -> None:
-    import torch
-
+def batches(collate, split: str, n: int):
+    """(item, collated batch) for the first ``n`` attribute puzzles of ``split`` with 4+ objects whose question names
+    the object by one word."""
     from mmcot.evals.puzzles import puzzle
     from mmcot.models.backend import user_message
     from mmcot.models.data import grounding
+
+    done, index = 0, 0
+    while done < n:
+        item, index = puzzle("attribute", index, 0, split=split), index + 1
+        ground = grounding(item)
+        if len(item.metadata["objects"]) < 4 or not ground["word"]:
+            continue
+        messages = [user_message(item.prompt(), [None]), {"role": "assistant", "content": item.answer}]
+        yield item, collate([{"messages": messages, "images": item.images, "ground": ground}])
+        done += 1
+
+
+def probe(model, collate, train: int = 1200, test: int = 400) -> None:
+    """Per question kind and layer, the test accuracy of a linear probe of the answer on the grounded position."""
+    import torch
+
+    def states(split, n):
+        out = defaultdict(lambda: ([], []))
+        for item, batch in batches(collate, split, n):
+            query = batch.pop("ground_query")[0]
+            batch.pop("ground_keys"), batch.pop("labels")
+            with torch.no_grad():
+                hidden = model(**batch, output_hidden_states=True).hidden_states
+            xs, ys = out[item.metadata["query"]["kind"]]
+            xs.append(torch.stack([h[0, query] for h in hidden]))
+            ys.append(item.answer)
+        return out
+
+    fit, held = states("train", train), states("test", test)
+    for kind in sorted(fit):
+        labels = sorted(set(fit[kind][1]))
+        x, y = torch.stack(fit[kind][0]), torch.tensor([labels.index(a) for a in fit[kind][1]])
+        xt, yt = (
+            torch.stack(held[kind][0]),
+            torch.tensor([labels.index(a) if a in labels else -1 for a in held[kind][1]]),
+        )
+        scores = []
+        for layer in range(x.shape[1]):
+            mean, spread = x[:, layer].mean(0), x[:, layer].std(0) + 1e-4
+            w = torch.zeros(x.shape[-1], len(labels), requires_grad=True)
+            b = torch.zeros(len(labels), requires_grad=True)
+            opt = torch.optim.Adam([w, b], lr=1e-2)
+            for _ in range(300):
+                loss = torch.nn.functional.cross_entropy((x[:, layer] - mean) / spread @ w + b, y)
+                opt.zero_grad()
+                (loss + 1e-3 * w.pow(2).sum()).backward()
+                opt.step()
+            with torch.no_grad():
+                scores.append(((xt[:, layer] - mean) / spread @ w + b).argmax(-1).eq(yt).float().mean().item())
+        print(f"{kind} (train {len(y)}, test {len(yt)}): probe accuracy of the answer, embedding then after each layer: "
+              + " ".join(f"{s:.2f}" for s in scores))  # fmt: skip
+
+
+def main() -> None:
+    import torch
+
     from mmcot.models.load import load_model
     from mmcot.models.sft import Collator
     from mmcot.models.targets import targets
@@ -27,6 +84,7 @@ def main() -> None:
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--query", choices=["word", "answer"], default="word")
     ap.add_argument("--n", type=int, default=150, help="puzzles of 4+ objects whose question names one by a word")
+    ap.add_argument("--probe", action="store_true", help="also probe the position for the answer, per layer")
     args = ap.parse_args()
 
     model, processor = load_model(args.model)
@@ -36,14 +94,7 @@ def main() -> None:
     grid = size // processor.patch_size
     total: dict[tuple, torch.Tensor] = defaultdict(lambda: 0)
     count: dict[tuple, int] = defaultdict(int)
-    done, index = 0, 0
-    while done < args.n:
-        item, index = puzzle("attribute", index, 0, split="test"), index + 1
-        ground = grounding(item)
-        if len(item.metadata["objects"]) < 4 or not ground["word"]:
-            continue
-        messages = [user_message(item.prompt(), [None]), {"role": "assistant", "content": item.answer}]
-        batch = collate([{"messages": messages, "images": item.images, "ground": ground}])
+    for item, batch in batches(collate, "test", args.n):
         query, target = batch.pop("ground_query")[0], batch.pop("ground_keys")[0]
         ids, labels = batch["input_ids"][0], batch.pop("labels")[0]
         image = (ids == processor.image_token_id).nonzero().flatten()[: grid * grid]
@@ -58,7 +109,6 @@ def main() -> None:
         attention = torch.stack([a[0, :, query] for a in out.attentions])  # (layers, heads, keys)
         total[key] = total[key] + torch.stack([(attention * m).sum(-1) for m in (target, other)])
         count[key] += 1
-        done += 1
     print(f"{args.model}: attention of the {args.query} position, per head, on the named object | on other objects")
     for key in sorted(total):
         mean = total[key] / count[key]
@@ -66,6 +116,8 @@ def main() -> None:
         for layer in range(mean.shape[1]):
             named, others = (" ".join(f"{v:.2f}" for v in mean[k, layer]) for k in (0, 1))
             print(f"  layer {layer}: {named} | {others}")
+    if args.probe:
+        probe(model, collate)
 
 
 if __name__ == "__main__":
