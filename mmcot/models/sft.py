@@ -147,9 +147,10 @@ class SftConfig(LlavaStageArgs, SFTConfig):
     )
     grounding_query: str = field(
         default="answer",
-        metadata={"help": "Whose attention the grounding loss shapes: 'answer' (the position that predicts the answer) "
-                  "or 'word' (the question's word that names the object, attribute questions only; with "
-                  "--grounding_layers 0 it finds the object by its own embedding)."},
+        metadata={"help": "Whose attention the grounding loss shapes, and toward what: 'answer' (the position that "
+                  "predicts the answer, toward the objects), 'word' (the question's word that names the object, "
+                  "attribute questions only, toward the object; with --grounding_layers 0 it finds it by its own "
+                  "embedding) or 'route' (the answer's position, toward that word)."},
     )  # fmt: skip
 
     def __post_init__(self):
@@ -157,8 +158,8 @@ class SftConfig(LlavaStageArgs, SFTConfig):
         self.check()
         if self.lora_r < 0:
             raise ValueError("lora_r must be >= 0")
-        if self.grounding_query not in ("answer", "word"):
-            raise ValueError(f"grounding_query must be 'answer' or 'word', not {self.grounding_query!r}")
+        if self.grounding_query not in ("answer", "word", "route"):
+            raise ValueError(f"grounding_query must be 'answer', 'word' or 'route', not {self.grounding_query!r}")
         self.output_dir = self.output_dir or f"runs/{self.preset}/sft"
         self.init_path = self.init_path or f"runs/{self.preset}/align/final"
         SFTConfig.__post_init__(self)
@@ -190,9 +191,10 @@ class Collator:
         return dict(out)
 
     def grounding(self, rows: list[dict[str, Any]], out: dict):
-        """For each row, the position whose attention is grounded (-1: none): the one that predicts the answer, or the
-        first token after the image of the word that names the object (``grounding_query``); and a mask of the image
-        tokens of the objects the answer is read from (``data.grounding``), in the row's first image."""
+        """For each row, the position whose attention is grounded (-1: none) and a mask of where it should look
+        (``grounding_query``): 'answer', the position that predicts the answer, and 'word', the question's word that
+        names the object, look at the image tokens of the objects the answer is read from (``data.grounding``, in the
+        row's first image); 'route', the answer's position, looks at that word."""
         import numpy as np
         import torch
 
@@ -207,17 +209,18 @@ class Collator:
             image = (ids[b] == self.processor.image_token_id).nonzero().flatten()[: grid * grid]
             if not g or len(image) < grid * grid:
                 continue
-            cells = torch.from_numpy(np.isin(targets(g["item"], 0, size, grid)["thing"], g["objects"]))
-            if self.grounding_query == "word":
-                if not g["word"]:
-                    continue
-                word = self.processor.tokenizer(" " + g["word"], add_special_tokens=False)["input_ids"][-1]
-                at = (ids[b, image[-1] + 1 :] == word).nonzero().flatten() + image[-1] + 1
-            else:
-                at = (labels[b] != -100).nonzero().flatten()[:1] - 1
-            if cells.any() and len(at):
+            cells = image[torch.from_numpy(np.isin(targets(g["item"], 0, size, grid)["thing"], g["objects"]))]
+            word = []
+            if g["word"]:  # its first occurrence after the image (the question's)
+                token = self.processor.tokenizer(" " + g["word"], add_special_tokens=False)["input_ids"][-1]
+                word = (ids[b, image[-1] + 1 :] == token).nonzero().flatten()[:1] + image[-1] + 1
+            answer = (labels[b] != -100).nonzero().flatten()[:1] - 1
+            at, where = {"word": (word, cells), "answer": (answer, cells), "route": (answer, word)}[
+                self.grounding_query
+            ]
+            if len(at) and len(where):
                 query[b] = at[0]
-                keys[b, image[cells]] = True
+                keys[b, where] = True
         return query, keys
 
 

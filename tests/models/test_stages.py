@@ -339,6 +339,10 @@ def test_grounding_loss_teaches_the_answer_to_look_at_its_objects(pipeline):
         word = processor.tokenizer(" " + batch[b]["ground"]["word"], add_special_tokens=False)["input_ids"][-1]
         assert inputs["input_ids"][b, inputs["ground_query"][b]] == word
     assert (inputs["ground_query"] >= 0).sum() == sum(bool(r["ground"] and r["ground"]["word"]) for r in batch) > 0
+    routed = Collator(processor, grounding_query="route")(batch)  # the answer's position, toward that word
+    for b in (routed["ground_query"] >= 0).nonzero().flatten():
+        assert routed["labels"][b, routed["ground_query"][b] + 1] != -100
+        assert routed["ground_keys"][b].nonzero().flatten().tolist() == [inputs["ground_query"][b]]
     before = best_mass(align)
     out = run_stage("sft", [*sft_args(root, align, 60), "--output_dir", str(root / "ground"), "--families",
                             "attribute,spatial,count", "--kinds", "direct:1", "--grounding_weight", "5",
