@@ -139,8 +139,8 @@ class SftConfig(LlavaStageArgs, SFTConfig):
     grounding_weight: float = field(
         default=0.0,
         metadata={"help": "Weight of the grounding loss: on direct answers to attribute, spatial and count questions, "
-                  "the position that predicts the answer should attend, in one head of --grounding_layers, to the "
-                  "image tokens of the objects the answer is read from (puzzle metadata). 0: off."},
+                  "a position (--grounding_query) should attend, in one head of --grounding_layers, to where the "
+                  "puzzle metadata says (by default the image tokens of the objects the answer is read from). 0: off."},
     )  # fmt: skip
     grounding_layers: str = field(
         default="2,3", metadata={"help": "Language-model layers whose heads the grounding loss may use (comma list)."}
@@ -160,6 +160,8 @@ class SftConfig(LlavaStageArgs, SFTConfig):
             raise ValueError("lora_r must be >= 0")
         if self.grounding_query not in ("answer", "word", "route"):
             raise ValueError(f"grounding_query must be 'answer', 'word' or 'route', not {self.grounding_query!r}")
+        if not all(n.strip().isdigit() for n in self.grounding_layers.split(",")):
+            raise ValueError(f"grounding_layers must be layer numbers, comma-separated, not {self.grounding_layers!r}")
         self.output_dir = self.output_dir or f"runs/{self.preset}/sft"
         self.init_path = self.init_path or f"runs/{self.preset}/align/final"
         SFTConfig.__post_init__(self)
@@ -168,8 +170,8 @@ class SftConfig(LlavaStageArgs, SFTConfig):
 class Collator:
     """Renders rows with the chat template, expands image tokens, and masks everything but assistant tokens."""
 
-    def __init__(self, processor, grounding_query: str = "answer"):
-        self.processor, self.grounding_query = processor, grounding_query
+    def __init__(self, processor, grounding_query: str | None = None):
+        self.processor, self.grounding_query = processor, grounding_query  # None: no grounding (the loss is off)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         from mmcot.models.data import _filled
@@ -186,7 +188,7 @@ class Collator:
         labels[out["attention_mask"] == 0] = -100
         labels[out.pop("assistant_masks") == 0] = -100
         out["labels"] = labels
-        if any(r.get("ground") for r in rows):
+        if self.grounding_query and any(r.get("ground") for r in rows):
             out["ground_query"], out["ground_keys"] = self.grounding(rows, out)
         return dict(out)
 
@@ -233,11 +235,12 @@ def _grouped_trainer():
         batch is padded to its longest row), using the rows' length hints instead of tokenizing the whole set."""
 
         lengths: list[int] = []
-        grounding_weight, grounding_layers = 0.0, (2, 3)
+        grounding_weight, grounding_layers = 0.0, ()
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             """SFT's loss, plus the grounding loss (SftConfig.grounding_weight) on rows that carry one: -log of the
-            attention mass the answer's position puts on its objects' image tokens, in the best head of the layers."""
+            attention mass the grounded position puts where it should look (``Collator.grounding``), in the best
+            head of the layers."""
             import torch
 
             query, keys = inputs.pop("ground_query", None), inputs.pop("ground_keys", None)
@@ -522,12 +525,18 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: floa
     rows = Rows(cfg, cfg.train_samples)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
+    grounding = getattr(cfg, "grounding_weight", 0.0)  # (sft only)
     print(f"trainable parameters: {trainable / 1e6:.2f} M of {total / 1e6:.2f} M", flush=True)
     trainer = _grouped_trainer()(model=model, args=cfg, train_dataset=rows.as_dataset(), processing_class=processor,
-                                data_collator=Collator(processor, getattr(cfg, "grounding_query", "answer")))  # fmt: skip
+                                data_collator=Collator(processor, cfg.grounding_query if grounding else None))  # fmt: skip
     trainer.lengths = [rows.length_hint(i) for i in range(len(rows))]
-    trainer.grounding_weight = getattr(cfg, "grounding_weight", 0.0)
-    trainer.grounding_layers = [int(n) for n in getattr(cfg, "grounding_layers", "").split(",") if n.strip()]
+    if grounding:
+        layers, depth = [int(n) for n in cfg.grounding_layers.split(",")], len(language_layers(model))
+        if not all(0 <= n < depth for n in layers):
+            raise StageError(
+                f"--grounding_layers {cfg.grounding_layers!r}: the language model has layers 0-{depth - 1}"
+            )
+        trainer.grounding_weight, trainer.grounding_layers = grounding, layers
     if cfg.max_steps:  # 0: the closed-form start alone (init_projector, in build_for_align)
         trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
     out = Path(cfg.output_dir) / "final"

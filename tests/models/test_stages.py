@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mmcot.cli import app
-from mmcot.models.stage import run_stage
+from mmcot.models.stage import StageError, run_stage
 
 QUIET = ["--report_to", "none", "--dataloader_num_workers", "0", "--warmup_steps", "0", "--logging_steps", "1"]
 VISION = ["--image_size", "32", "--patch_size", "8", "--vision_hidden_size", "32", "--vision_layers", "1",
@@ -319,7 +319,7 @@ def test_grounding_loss_teaches_the_answer_to_look_at_its_objects(pipeline):
     def best_mass(folder):
         model, processor = load_model(str(folder))
         model.set_attn_implementation("eager")
-        inputs = Collator(processor)(batch)
+        inputs = Collator(processor, grounding_query="answer")(batch)
         query, keys = inputs.pop("ground_query"), inputs.pop("ground_keys")
         seen = {}
         language_layers(model)[0].self_attn.register_forward_hook(lambda _m, _a, out: seen.update(w=out[1]))
@@ -352,3 +352,5 @@ def test_grounding_loss_teaches_the_answer_to_look_at_its_objects(pipeline):
     assert any("grounding_loss" in entry for entry in log)
     assert "eager" not in (out / "config.json").read_text()  # the saved model keeps the default attention
     assert best_mass(out) > before + 0.1
+    with pytest.raises(StageError, match="has layers 0-0"):  # the miniature has one layer
+        run_stage("sft", [*sft_args(root, align, 1), "--output_dir", str(root / "bad"), "--grounding_weight", "1"])
