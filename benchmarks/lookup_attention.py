@@ -3,9 +3,12 @@ naming word (or the position that predicts the answer) puts on the named object'
 objects', averaged over attribute test puzzles of 4 or more objects, split by question kind and by whether the
 model's first answer token is right. The positions and masks are the ones sft's grounding loss uses
 (``--grounding_weight``, README, Models). With ``--probe``, also what that position holds: a linear probe per layer,
-fit on train puzzles and scored on test ones, of the answer (the named object's asked attribute).
+fit on train puzzles and scored on test ones, of the answer (the named object's asked attribute). With ``--tokens``,
+what the image tokens themselves say: for each object patch, whether the nearest color word's embedding (and the
+nearest shape word's) is the object's own.
 
     python benchmarks/lookup_attention.py --model tiny --query word --n 150 --probe
+    python benchmarks/lookup_attention.py --model tiny --tokens
 """
 
 from __future__ import annotations
@@ -73,6 +76,39 @@ def probe(model, collate, train: int = 1200, test: int = 400) -> None:
               + " ".join(f"{s:.2f}" for s in scores))  # fmt: skip
 
 
+def tokens(model, processor, collate, n: int) -> None:
+    """Per object patch of ``n`` test scenes: is the cosine-nearest color word (and shape word) the object's own?"""
+    import torch
+
+    from mmcot.models.sft import word_embedding
+    from mmcot.models.targets import COLORS, SHAPES, targets
+
+    embed = model.get_input_embeddings().weight.detach()
+    unit = lambda names: torch.nn.functional.normalize(  # noqa: E731
+        torch.stack([word_embedding(processor.tokenizer, embed, w) for w in names]), dim=-1
+    )
+    colors, shapes = unit(COLORS), unit(SHAPES[1:4])
+    size = processor.image_processor.size["height"]
+    grid = size // processor.patch_size
+    right, total = torch.zeros(2), 0
+    for item, batch in batches(collate, "test", n):
+        ids = batch["input_ids"][0]
+        for key in ("ground_query", "ground_keys", "labels"):
+            batch.pop(key)
+        with torch.no_grad():
+            image = model(**batch, output_hidden_states=True).hidden_states[0][0, ids == processor.image_token_id]
+        t = targets(item, 0, size, grid)
+        on = torch.from_numpy(t["thing"] >= 0) & torch.from_numpy((t["shape"] >= 1) & (t["shape"] <= 3))
+        x = torch.nn.functional.normalize(image[: grid * grid][on], dim=-1)
+        right += torch.stack([
+            (x @ colors.T).argmax(-1).eq(torch.from_numpy(t["color"])[on] - 1).sum(),
+            (x @ shapes.T).argmax(-1).eq(torch.from_numpy(t["shape"])[on] - 1).sum(),
+        ])  # fmt: skip
+        total += int(on.sum())
+    print(f"image tokens of {total} object patches: nearest color word their own {right[0] / total:.0%}, "
+          f"nearest shape word their own {right[1] / total:.0%}")  # fmt: skip
+
+
 def main() -> None:
     import torch
 
@@ -85,11 +121,14 @@ def main() -> None:
     ap.add_argument("--query", choices=["word", "answer"], default="word")
     ap.add_argument("--n", type=int, default=150, help="puzzles of 4+ objects whose question names one by a word")
     ap.add_argument("--probe", action="store_true", help="also probe the position for the answer, per layer")
+    ap.add_argument("--tokens", action="store_true", help="only check the image tokens against the word embeddings")
     args = ap.parse_args()
 
     model, processor = load_model(args.model)
     model.set_attn_implementation("eager")
     collate = Collator(processor, grounding_query=args.query)
+    if args.tokens:
+        return tokens(model, processor, collate, args.n)
     size = processor.image_processor.size["height"]
     grid = size // processor.patch_size
     total: dict[tuple, torch.Tensor] = defaultdict(lambda: 0)

@@ -68,12 +68,19 @@ class DataMix:
         default="count:2,spatial:2,attribute:1.5",
         metadata={"help": "Extra weight of some families, 'family:weight,...' (others weigh 1)."},
     )
+    question_weights: str = field(
+        default="",
+        metadata={"help": "Weight of some question kinds within their family, 'kind:weight,...' (the puzzles' "
+                  "metadata query kinds, e.g. shape_of_color:2,shape_of_largest:2; others weigh 1)."},
+    )  # fmt: skip
     data_seed: int = field(default=0, metadata={"help": "Seed of the puzzles (train split) and of the mix."})
 
     def __post_init__(self):
         for kind in parse_weights(self.kinds):
             if kind not in KINDS:
                 raise ValueError(f"unknown conversation kind {kind!r}; kinds: {', '.join(KINDS)}")
+        if any(w <= 0 for w in parse_weights(self.question_weights).values()):
+            raise ValueError(f"question_weights must be positive: {self.question_weights!r}")
 
 
 def parse_weights(text: str) -> dict[str, float]:
@@ -103,14 +110,29 @@ class Rows:
     """A deterministic, indexable stream of training rows: row ``i`` is always the same conversation."""
 
     def __init__(self, mix: DataMix, size: int):
-        from mmcot.evals.puzzles import FAMILIES
+        from mmcot.evals.puzzles import FAMILIES, puzzle
 
         names = list(FAMILIES) if mix.families == "all" else [f.strip() for f in mix.families.split(",") if f.strip()]
         extra = parse_weights(mix.family_weights)
         self.families = names
         self.family_weights = [extra.get(f, 1.0) for f in names]
         self.kinds = parse_weights(mix.kinds)
+        self.questions = parse_weights(mix.question_weights)
         self.mix, self.size = mix, size
+        if self.questions:  # the question kinds these families ask, from a sample of their puzzles
+            known = {
+                puzzle(f, k, 0, split="train").metadata.get("query", {}).get("kind") for f in names for k in range(60)
+            }
+            if unknown := set(self.questions) - known:
+                raise ValueError(f"question kinds {sorted(unknown)} are not asked by families {', '.join(names)}; "
+                                 f"they ask: {', '.join(sorted(k for k in known if k))}")  # fmt: skip
+
+    def keep(self, item: Item, rng: random.Random) -> bool:
+        """Whether a drawn puzzle stays, so that question kinds come in proportion to ``question_weights``."""
+        if not self.questions:
+            return True
+        top = max([1.0, *self.questions.values()])
+        return rng.random() * top < self.questions.get(item.metadata.get("query", {}).get("kind"), 1.0)
 
     def __len__(self) -> int:
         return self.size
@@ -131,14 +153,19 @@ class Rows:
         if not 0 <= i < self.size:
             raise IndexError(i)
         rng = random.Random(f"row/{self.mix.data_seed}/{i}")
+        kind = None
         for attempt in range(20):  # a kind that does not fit this item (a chart question without a sum) draws again
-            family, kind = self.draw(rng)
+            if kind is None:
+                family, kind = self.draw(rng)
             item = puzzle(family, i * 20 + attempt, self.mix.data_seed, split="train")
+            if not self.keep(item, rng) and attempt < 19:
+                continue  # a question kind weighted down: another puzzle of the same family
             row = conversation(item, kind, rng)
             if row is not None:
                 if kind == "direct":  # the answer comes at once: the position that predicts it is known
                     row["ground"] = grounding(item)
                 return row
+            kind = None
         raise RuntimeError(f"no conversation of kinds {list(self.kinds)} fits families {self.families}")
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

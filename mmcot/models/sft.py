@@ -559,7 +559,8 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: floa
         what = " (LoRA adapters + projector)" if projector else " (LoRA adapters)"
     facts = {
         "data": f"generated conversations (train split): families {cfg.families} (extra weights "
-        f"{cfg.family_weights or 'none'}), kinds {cfg.kinds}",
+        f"{cfg.family_weights or 'none'}), kinds {cfg.kinds}"
+        + (f", question kinds weighted {cfg.question_weights}" if cfg.question_weights else ""),
         "steps": f"{trainer.state.global_step} x {cfg.per_device_train_batch_size} conversations",
         "seed": f"{cfg.seed} (data seed {cfg.data_seed})",
         "trained": f"{trainable / 1e6:.2f} M of {total / 1e6:.2f} M parameters{what}",

@@ -157,3 +157,16 @@ def test_bad_mix_is_refused():
         DataMix(kinds="direct:1,chat:2")
     with pytest.raises(ValueError, match="bad weight"):
         data.parse_weights("direct:x")
+    with pytest.raises(ValueError, match="question_weights must be positive"):
+        DataMix(question_weights="shape_of_color:0")
+
+
+def test_question_weights_shift_the_question_kinds_within_a_family():
+    def shapes(weights):
+        rows = Rows(DataMix(families="attribute", kinds="direct:1", question_weights=weights, data_seed=2), 120)
+        return sum(r["ground"]["item"].metadata["query"]["kind"].startswith("shape") for r in rows)
+
+    plain, weighted = shapes(""), shapes("shape_of_color:3,shape_of_largest:3")
+    assert 40 <= plain <= 80 and weighted >= plain + 25
+    with pytest.raises(ValueError, match=r"question kinds \['shape_of_colour'\] are not asked by families attribute"):
+        Rows(DataMix(families="attribute", question_weights="shape_of_colour:2"), 8)
