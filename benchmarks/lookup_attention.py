@@ -84,9 +84,12 @@ def tokens(model, processor, collate, n: int) -> None:
     from mmcot.models.targets import COLORS, SHAPES, targets
 
     embed = model.get_input_embeddings().weight.detach()
-    unit = lambda names: torch.nn.functional.normalize(  # noqa: E731
-        torch.stack([word_embedding(processor.tokenizer, embed, w) for w in names]), dim=-1
-    )
+
+    def unit(names):
+        return torch.nn.functional.normalize(
+            torch.stack([word_embedding(processor.tokenizer, embed, w) for w in names]), dim=-1
+        )
+
     colors, shapes = unit(COLORS), unit(SHAPES[1:4])
     size = processor.image_processor.size["height"]
     grid = size // processor.patch_size
