@@ -214,7 +214,8 @@ def test_a_turn_on_the_real_model(tmp_path, tiny, picture):
     lines = out.getvalue().splitlines()
     crops = [line for line in lines if line.startswith("crop:")]
     assert len(crops) == 4 and all(Path(line.rsplit(": ", 1)[1]).is_file() for line in crops)
-    assert chat.session.turns[-1].role == "assistant" and chat.session.turns[-1].trace["model_calls"] >= 2
+    turn = chat.session.turns[-1]  # the detector scores the tiles; the model answers from the zoomed crop
+    assert turn.role == "assistant" and turn.trace["model_calls"] >= 1
 
 
 # ---- the command ----

@@ -547,11 +547,25 @@ def test_fuzz_the_api(tiny, tmp_path):
     assert "No issues found" in r.stdout or "passed" in r.stdout
 
 
+def test_max_completion_tokens_caps_the_whole_run_thoughts_included(make_backend):
+    backend = make_backend(lambda r: "one more step to think about")  # ToT: many calls, each a few tokens
+    srv = Server(ServeConfig(model="scripted", strategy="tot"), backend)
+    try:
+        body = {**chat_body("hi", model="mmcot-scripted"), "max_completion_tokens": 40}
+        del body["max_tokens"]
+        out = httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=60).json()
+        assert len(backend.calls) >= 2 and 0 < out["usage"]["completion_tokens"] <= 40
+        assert out["choices"][0]["finish_reason"] == "length"
+    finally:
+        srv.close()
+
+
 def test_a_non_streaming_request_stops_at_the_next_step_when_the_client_goes(make_backend):
     backend = make_backend(lambda r: "one more step to think about", delay=0.1)
     srv = Server(ServeConfig(model="scripted", strategy="tot"), backend)
     try:
         body = {**chat_body("hi", model="mmcot-scripted"), "strategy_options": {"breadth": 2, "depth": 6}}
+        del body["max_tokens"]  # (it caps the whole run's tokens, which would end this one early)
         assert httpx.post(srv.url + "/v1/chat/completions", json=body, timeout=60).status_code == 200
         whole = len(backend.calls)
         backend.calls.clear()

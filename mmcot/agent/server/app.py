@@ -203,8 +203,12 @@ def create_app(cfg: ServeConfig, backend: Any) -> FastAPI:
             raise APIError(400, str(e), param="strategy_options") from None
         return chosen, dict(options or {})
 
-    def budget_of(b: p.Budget | None) -> Budget:
+    def budget_of(b: p.Budget | None, completion_tokens: int | None = None) -> Budget:
+        """The run's limits; ``completion_tokens`` (OpenAI's max_completion_tokens) caps its generated tokens in all,
+        thoughts included, as OpenAI's reasoning models count them."""
         given = {k: v for k, v in (b.model_dump() if b else {}).items() if v is not None}
+        if completion_tokens is not None:
+            given["max_tokens"] = min(given.get("max_tokens", completion_tokens), completion_tokens)
         return Budget(**{**given, "max_seconds": min(given.get("max_seconds", cfg.timeout), cfg.timeout)})
 
     def cap_tokens(value: int | None, param: str) -> None:
@@ -288,7 +292,7 @@ def create_app(cfg: ServeConfig, backend: Any) -> FastAPI:
             max_pixels=cfg.max_pixels,
             files_root=files_root,
         )
-        budget = budget_of(body.budget)
+        budget = budget_of(body.budget, body.max_completion_tokens or body.max_tokens)
         rid, model_id = f"chatcmpl-{uuid.uuid4().hex}", body.model
         per_call = getattr(check_strategy(strategy, knobs), "max_tokens", None) or overrides["max_tokens"]
         limit = min(per_call, overrides["max_tokens"])  # what one model call may generate: finish_reason "length"

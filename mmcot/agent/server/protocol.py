@@ -109,8 +109,12 @@ class Budget(_Model):
 class ChatCompletionRequest(_Model):
     messages: list[ChatMessage] = Field(min_length=1)
     model: str
-    max_tokens: int | None = Field(None, ge=1, description="Tokens per model call (deprecated OpenAI name)")
-    max_completion_tokens: int | None = Field(None, ge=1, description="Tokens per model call")
+    max_tokens: int | None = Field(
+        None, ge=1, description="Generated tokens per model call and over the whole run (deprecated OpenAI name)"
+    )
+    max_completion_tokens: int | None = Field(
+        None, ge=1, description="Generated tokens per model call and over the whole run, thoughts included"
+    )
     n: int = Field(1, ge=1, le=MAX_N)
     seed: int | None = None
     stop: str | list[str] | None = None
