@@ -94,7 +94,7 @@ def test_chat_on_the_tiny_model_in_a_terminal(tmp_path):
 
         # a long answer (a deep tree of thoughts), cancelled with Ctrl-C once it is under way: the chat goes on
         term.type("/strategy tot breadth=4 depth=8 max_tokens=64 seed=3")  # seed 0 ends at once: "</think><>"
-        term.wait(r"strategy: tot breadth=4 depth=8")
+        term.wait(r"^you>", after=term.wait(r"strategy: tot breadth=4 depth=8").end())
         term.type("Describe everything you see, in detail.")
         asked = term.wait(r"^you> Describe everything").end()
         term.wait(r"▸ thought|score", after=asked)
@@ -112,6 +112,8 @@ def test_chat_on_the_tiny_model_in_a_terminal(tmp_path):
         term.wait(r"mmcot \(cancelled\):")
         term.wait(r"^you>")
         term.type("/strategy direct")
+        # typed ahead of the prompt, the tty turns Enter into a newline (ICRNL), which the input keeps as a new line
+        term.wait(r"^you>", after=term.wait(r"strategy: direct").end())
         term.type("What did I ask you first?")
         assert "Traceback" not in term.answered("What did I ask you first?")
         term.send("C-d")
