@@ -263,7 +263,8 @@ def create_app(cfg: ServeConfig, backend: Any) -> FastAPI:
     async def chat_completions(body: p.ChatCompletionRequest, request: Request) -> Any:
         """Continue the conversation: the agent runs the chosen strategy (model calls and tool calls) and answers."""
         strategy, knobs = resolve(body.model, body.strategy, body.strategy_options)
-        cap_tokens(body.max_completion_tokens or body.max_tokens, "max_completion_tokens")
+        asked_tokens = body.max_completion_tokens or body.max_tokens
+        cap_tokens(asked_tokens, "max_completion_tokens")
         server_tools, client_tools = None, []
         if body.tools is not None:
             fns = [t.function for t in body.tools]
@@ -280,7 +281,7 @@ def create_app(cfg: ServeConfig, backend: Any) -> FastAPI:
             strategy,
             knobs,
             body.temperature,
-            body.max_completion_tokens or body.max_tokens,
+            asked_tokens,
             top_p=body.top_p,
             stop=stop,
             seed=body.seed,
@@ -292,7 +293,7 @@ def create_app(cfg: ServeConfig, backend: Any) -> FastAPI:
             max_pixels=cfg.max_pixels,
             files_root=files_root,
         )
-        budget = budget_of(body.budget, body.max_completion_tokens or body.max_tokens)
+        budget = budget_of(body.budget, asked_tokens)
         rid, model_id = f"chatcmpl-{uuid.uuid4().hex}", body.model
         per_call = getattr(check_strategy(strategy, knobs), "max_tokens", None) or overrides["max_tokens"]
         limit = min(per_call, overrides["max_tokens"])  # what one model call may generate: finish_reason "length"
