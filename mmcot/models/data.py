@@ -186,7 +186,8 @@ def grounding(item: Item) -> dict | None:
     """The objects of ``item``'s scene that its answer is read from, for sft's grounding loss (``--grounding_weight``):
     the one an attribute question names ("the red object", "the largest shape"), the one a spatial question names or
     asks for ("Is the red circle left of the blue square?": both), the ones a count question counts, and the word that
-    names the object where one word does. None when there are none (a count of zero) or the family has no objects."""
+    names the object where one word does. None when the family has no objects, or no objects are named (a count of
+    zero, which only the 'count' grounding query uses: it reads the empty list)."""
     meta, query = item.metadata, item.metadata.get("query", {})
     word = None  # the question's word that names the object by itself: "red" in "What shape is the red object?"
     if query.get("kind") in ("color_of_shape", "shape_of_color"):
@@ -201,7 +202,7 @@ def grounding(item: Item) -> dict | None:
         objects = [i for i, o in enumerate(meta["objects"]) if matches(o, query)]
     else:
         return None
-    return {"objects": objects, "word": word, "item": item} if objects else None
+    return {"objects": objects, "word": word, "item": item} if objects or item.category == "count" else None
 
 
 def user(images: list[Image.Image], text: str) -> dict:

@@ -150,7 +150,9 @@ class SftConfig(LlavaStageArgs, SFTConfig):
         metadata={"help": "Whose attention the grounding loss shapes, and toward what: 'answer' (the position that "
                   "predicts the answer, toward the objects), 'word' (the question's word that names the object, "
                   "attribute questions only, toward the object; with --grounding_layers 0 it finds it by its own "
-                  "embedding) or 'route' (the answer's position, toward that word)."},
+                  "embedding), 'route' (the answer's position, toward that word) or 'count' (count questions only: "
+                  "the answer's position spreads its attention evenly over the first token and the center patch of "
+                  "each counted object, so the first token's share, 1/(n+1), says how many there are)."},
     )  # fmt: skip
 
     def __post_init__(self):
@@ -158,8 +160,10 @@ class SftConfig(LlavaStageArgs, SFTConfig):
         self.check()
         if self.lora_r < 0:
             raise ValueError("lora_r must be >= 0")
-        if self.grounding_query not in ("answer", "word", "route"):
-            raise ValueError(f"grounding_query must be 'answer', 'word' or 'route', not {self.grounding_query!r}")
+        if self.grounding_query not in ("answer", "word", "route", "count"):
+            raise ValueError(
+                f"grounding_query must be 'answer', 'word', 'route' or 'count', not {self.grounding_query!r}"
+            )
         if not all(n.strip().isdigit() for n in self.grounding_layers.split(",")):
             raise ValueError(f"grounding_layers must be layer numbers, comma-separated, not {self.grounding_layers!r}")
         self.output_dir = self.output_dir or f"runs/{self.preset}/sft"
@@ -196,7 +200,8 @@ class Collator:
         """For each row, the position whose attention is grounded (-1: none) and a mask of where it should look
         (``grounding_query``): 'answer', the position that predicts the answer, and 'word', the question's word that
         names the object, look at the image tokens of the objects the answer is read from (``data.grounding``, in the
-        row's first image); 'route', the answer's position, looks at that word."""
+        row's first image); 'route', the answer's position, looks at that word; 'count', the answer's position looks
+        at the first token and the center patch of each counted object (a count question's, zero objects included)."""
         import numpy as np
         import torch
 
@@ -211,15 +216,26 @@ class Collator:
             image = (ids[b] == self.processor.image_token_id).nonzero().flatten()[: grid * grid]
             if not g or len(image) < grid * grid:
                 continue
-            cells = image[torch.from_numpy(np.isin(targets(g["item"], 0, size, grid)["thing"], g["objects"]))]
+            dense = targets(g["item"], 0, size, grid)
+            if self.grounding_query == "count":  # one patch per object, and the first token as the "none" share
+                if g["item"].category != "count":
+                    continue
+                centers = torch.from_numpy((dense["center"] == 1) & np.isin(dense["thing"], g["objects"]))
+                cells = torch.cat([torch.zeros(1, dtype=image.dtype), image[centers]])
+            else:
+                cells = image[torch.from_numpy(np.isin(dense["thing"], g["objects"]))]
             word = []
             if g["word"]:  # its first occurrence after the image (the question's)
                 token = self.processor.tokenizer(" " + g["word"], add_special_tokens=False)["input_ids"][-1]
                 word = (ids[b, image[-1] + 1 :] == token).nonzero().flatten()[:1] + image[-1] + 1
             answer = (labels[b] != -100).nonzero().flatten()[:1] - 1
-            at, where = {"word": (word, cells), "answer": (answer, cells), "route": (answer, word)}[
-                self.grounding_query
-            ]
+            looks = {
+                "word": (word, cells),
+                "answer": (answer, cells),
+                "route": (answer, word),
+                "count": (answer, cells),
+            }
+            at, where = looks[self.grounding_query]
             if len(at) and len(where):
                 query[b] = at[0]
                 keys[b, where] = True
@@ -235,12 +251,13 @@ def _grouped_trainer():
         batch is padded to its longest row), using the rows' length hints instead of tokenizing the whole set."""
 
         lengths: list[int] = []
-        grounding_weight, grounding_layers = 0.0, ()
+        grounding_weight, grounding_layers, grounding_spread = 0.0, (), False
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             """SFT's loss, plus the grounding loss (SftConfig.grounding_weight) on rows that carry one: -log of the
             attention mass the grounded position puts where it should look (``Collator.grounding``), in the best
-            head of the layers."""
+            head of the layers; with --grounding_query count, the KL divergence from an even spread over the keys
+            to the attention, in the head closest to it."""
             import torch
 
             query, keys = inputs.pop("ground_query", None), inputs.pop("ground_keys", None)
@@ -260,8 +277,15 @@ def _grouped_trainer():
             rows = (query >= 0).nonzero().flatten()
             at = query[rows].to(rows.device)
             attention = torch.cat([w[rows, :, at] for w in seen], 1)  # (rows, layers x heads, keys)
-            mass = (attention * keys[rows, None].to(attention.device)).sum(-1).max(-1).values
-            grounding = -mass.clamp_min(1e-30).log().mean()  # (a mass that underflowed to 0 has no gradient)
+            where = keys[rows, None].to(attention.device, attention.dtype)
+            mass = (attention * where).sum(-1).max(-1).values
+            if self.grounding_spread:  # KL(even over the keys || attention): -mean log a_j - log |keys|
+                share = where.sum(-1)
+                log_a = attention.clamp_min(1e-30).log()
+                kl = -(log_a * where).sum(-1) / share - share.log()
+                grounding = kl.min(-1).values.mean()
+            else:
+                grounding = -mass.clamp_min(1e-30).log().mean()  # (a mass that underflowed to 0 has no gradient)
             mode = "train" if model.training else "eval"
             self._metrics[mode]["grounding_loss"].append(grounding.item())
             self._metrics[mode]["grounding_mass"].append(mass.mean().item())
@@ -537,6 +561,7 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: floa
                 f"--grounding_layers {cfg.grounding_layers!r}: the language model has layers 0-{depth - 1}"
             )
         trainer.grounding_weight, trainer.grounding_layers = grounding, layers
+        trainer.grounding_spread = cfg.grounding_query == "count"
     if cfg.max_steps:  # 0: the closed-form start alone (init_projector, in build_for_align)
         trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
     out = Path(cfg.output_dir) / "final"

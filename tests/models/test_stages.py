@@ -343,6 +343,16 @@ def test_grounding_loss_teaches_the_answer_to_look_at_its_objects(pipeline):
     for b in (routed["ground_query"] >= 0).nonzero().flatten():
         assert routed["labels"][b, routed["ground_query"][b] + 1] != -100
         assert routed["ground_keys"][b].nonzero().flatten().tolist() == [inputs["ground_query"][b]]
+    counted = Collator(processor, grounding_query="count")(batch)  # the first token and each counted object's center
+    for b, r in enumerate(batch):
+        if r["ground"] is None or r["ground"]["item"].category != "count":
+            assert counted["ground_query"][b] == -1
+            continue
+        keys = counted["ground_keys"][b].nonzero().flatten()
+        assert counted["labels"][b, counted["ground_query"][b] + 1] != -100
+        n = int(r["ground"]["item"].answer)  # one patch per object (two may share one at this resolution)
+        assert keys[0] == 0 and min(n, 1) <= len(keys) - 1 <= n
+        assert (counted["input_ids"][b][keys[1:]] == processor.image_token_id).all()
     before = best_mass(align)
     out = run_stage("sft", [*sft_args(root, align, 60), "--output_dir", str(root / "ground"), "--families",
                             "attribute,spatial,count", "--kinds", "direct:1", "--grounding_weight", "5",
@@ -352,5 +362,11 @@ def test_grounding_loss_teaches_the_answer_to_look_at_its_objects(pipeline):
     assert any("grounding_loss" in entry for entry in log)
     assert "eager" not in (out / "config.json").read_text()  # the saved model keeps the default attention
     assert best_mass(out) > before + 0.1
+    run_stage("sft", [*sft_args(root, align, 4), "--output_dir", str(root / "count"), "--families", "count", "--kinds",
+                      "direct:1", "--grounding_weight", "1", "--grounding_query", "count", "--grounding_layers", "0",
+                      "--eval_per_family", "0", "--logging_steps", "1", "--save_steps", "100"])  # fmt: skip
+    log = json.loads((root / "count" / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
+    spread = [entry["grounding_loss"] for entry in log if "grounding_loss" in entry]
+    assert spread and all(loss >= 0 for loss in spread)  # a KL divergence from the even spread
     with pytest.raises(StageError, match="has layers 0-0"):  # the miniature has one layer
         run_stage("sft", [*sft_args(root, align, 1), "--output_dir", str(root / "bad"), "--grounding_weight", "1"])
