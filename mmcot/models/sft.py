@@ -251,7 +251,7 @@ def _grouped_trainer():
         batch is padded to its longest row), using the rows' length hints instead of tokenizing the whole set."""
 
         lengths: list[int] = []
-        grounding_weight, grounding_layers, grounding_spread = 0.0, (), False
+        grounding_weight, grounding_layers = 0.0, ()
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             """SFT's loss, plus the grounding loss (SftConfig.grounding_weight) on rows that carry one: -log of the
@@ -279,7 +279,7 @@ def _grouped_trainer():
             attention = torch.cat([w[rows, :, at] for w in seen], 1)  # (rows, layers x heads, keys)
             where = keys[rows, None].to(attention.device, attention.dtype)
             mass = (attention * where).sum(-1).max(-1).values
-            if self.grounding_spread:  # KL(even over the keys || attention): -mean log a_j - log |keys|
+            if self.args.grounding_query == "count":  # KL(even over the keys || attention): -mean log a_j - log |keys|
                 share = where.sum(-1)
                 log_a = attention.clamp_min(1e-30).log()
                 kl = -(log_a * where).sum(-1) / share - share.log()
@@ -561,7 +561,6 @@ def train(cfg: LlavaStageArgs, stage: str, model, processor, preset, start: floa
                 f"--grounding_layers {cfg.grounding_layers!r}: the language model has layers 0-{depth - 1}"
             )
         trainer.grounding_weight, trainer.grounding_layers = grounding, layers
-        trainer.grounding_spread = cfg.grounding_query == "count"
     if cfg.max_steps:  # 0: the closed-form start alone (init_projector, in build_for_align)
         trainer.train(resume_from_checkpoint=last_checkpoint(cfg))
     out = Path(cfg.output_dir) / "final"
