@@ -195,8 +195,52 @@ def compare(run_dirs: list[str | Path], out: str | Path | None = None) -> str:
     return md
 
 
+def mcnemar(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs: items right only in A, right only in B.
+
+    >>> round(mcnemar(49, 11), 6), mcnemar(3, 3), mcnemar(0, 0)
+    (1e-06, 1.0, 1.0)
+    """
+    n, k = only_a + only_b, min(only_a, only_b)
+    return min(1.0, 2 * sum(math.comb(n, j) for j in range(k + 1)) / 2**n) if n else 1.0
+
+
+def item_key(row: dict[str, Any]) -> tuple:
+    """What makes two result rows the same puzzle within runs over the same data: id, question and answer."""
+    return row.get("id"), row.get("question"), str(row.get("answer"))
+
+
+def _puzzles(summary: dict[str, Any]) -> tuple:
+    cfg = summary.get("config", {})
+    return tuple(cfg.get(k) for k in ("data", "seed", "split", "difficulty"))
+
+
+def paired_rows(runs: list[tuple[str, dict, list, Path]]) -> list[list[str]]:
+    """Each later run against the first, over the items both answered: an item is the same puzzle when the runs drew
+    from the same data, seed, split and difficulty and it has the same id, question and answer (``--seed`` draws
+    other puzzles under the same ids)."""
+    first_label, first_summary, first_rows, _ = runs[0]
+    first = {item_key(r): bool(r.get("correct")) for r in first_rows}
+    out = []
+    for label, summary, rows, _ in runs[1:]:
+        if _puzzles(summary) != _puzzles(first_summary):
+            out.append([label, first_label, "0 (other puzzles)", "–", "–", "–"])
+            continue
+        pairs = [(bool(r.get("correct")), first[item_key(r)]) for r in rows if item_key(r) in first]
+        only_here, only_first = sum(a and not b for a, b in pairs), sum(b and not a for a, b in pairs)
+        p = mcnemar(only_here, only_first)
+        out.append(
+            [label, first_label, str(len(pairs)), str(only_here), str(only_first), f"{p:.2g}" if p < 1 else "1"]
+        )
+    return out
+
+
+PAIRED_HEADER = ["run", "against", "same puzzles", "right only here", "right only there", "exact McNemar p"]
+
+
 def compare_tables(runs: list[tuple[str, dict, list, Path]]) -> list[tuple[list[str], list[list[str]]]]:
-    """Accuracy per category (rows) and run (columns); then each run's solver, size and costs."""
+    """Accuracy per category (rows) and run (columns); each run's solver, size and costs; then each later run paired
+    with the first on the puzzles both answered (exact McNemar)."""
     categories = list(dict.fromkeys(c for _, s, _, _ in runs for c in s["by_category"]))
     acc_rows = []
     for name in [*categories, "all"]:
@@ -209,6 +253,7 @@ def compare_tables(runs: list[tuple[str, dict, list, Path]]) -> list[tuple[list[
     return [
         (["category", *[label for label, *_ in runs]], acc_rows),
         (["run", "solver", "data", "n", *COST_HEADER], cost_rows),
+        (PAIRED_HEADER, paired_rows(runs)),
     ]
 
 
@@ -322,9 +367,9 @@ def run_html(run_dir: Path, summary: dict[str, Any], rows: list[dict[str, Any]],
 
 
 def compare_html(runs: list[tuple[str, dict, list, Path]], tables: list, png: Path, max_items: int = MAX_ITEMS) -> str:
-    """Both tables, the chart, and the items the runs disagree on (right in some, wrong in others)."""
+    """The tables, the chart, and the items the runs disagree on (right in some, wrong in others)."""
     body = [_table_html(*t) for t in tables] + [_data_url(png, max_side=2000)]
-    by_id = [{r["id"]: r for r in rows} for _, _, rows, _ in runs]
+    by_id = [{item_key(r): r for r in rows} for _, _, rows, _ in runs]
     common = [i for i in by_id[0] if all(i in b for b in by_id[1:])]
     split = [i for i in common if len({b[i]["correct"] for b in by_id}) > 1]
     body.append(f"<h2>Items the runs disagree on: {len(split)} of {len(common)} in common</h2>")
@@ -337,7 +382,7 @@ def compare_html(runs: list[tuple[str, dict, list, Path]], tables: list, png: Pa
             for (label, *_), b in zip(runs, by_id, strict=True)
         )
         body.append(
-            f"<div class='item'><div class='meta'>{html.escape(item_id)}</div>{images}"
+            f"<div class='item'><div class='meta'>{html.escape(first['id'])}</div>{images}"
             f"<pre>{html.escape(first['question'])}</pre><div>answer: <b>{html.escape(first['answer'])}</b></div>"
             f"{preds}</div>"
         )

@@ -3,9 +3,10 @@
     mmcot train dpo --config recipes/tiny-dpo.yaml
 
 1. **Sample.** The starting model answers each training puzzle ``samples_per_item`` times (the thinking prompt,
-   temperature ``sample_temperature``). Every sample is scored for its outcome (:func:`mmcot.evals.score.score`) and
-   its process (:func:`mmcot.rl.process.step_check_reward`, the rule-based step checks, when the puzzle has scene
-   metadata). Samples are appended to ``output_dir/samples.jsonl`` as they are made (a rerun resumes there).
+   temperature ``sample_temperature``, nucleus ``sample_top_p``). Every sample is scored for its outcome
+   (:func:`mmcot.evals.score.score`) and its process (:func:`mmcot.rl.process.step_check_reward`, the rule-based
+   step checks, when the puzzle has scene metadata). Samples are appended to ``output_dir/samples.jsonl`` as they
+   are made (a rerun resumes there).
 2. **Pair.** Per puzzle, up to ``max_pairs_per_item`` pairs: a right answer over a wrong one (the right one with the
    best process score, the wrong one with the worst); when all answers agree in correctness, the sample with the
    higher process score over the lower one if they differ by at least ``process_margin``. Pairs, with their reason,
@@ -33,6 +34,9 @@ class DPOJobConfig(DPOConfig, JobArgs):
 
     samples_per_item: int = field(default=6, metadata={"help": "Answers sampled per training puzzle."})
     sample_temperature: float = field(default=1.0, metadata={"help": "Temperature of the sampled answers."})
+    sample_top_p: float = field(
+        default=0.95, metadata={"help": "Nucleus sampling of the answers (1.0: the whole distribution's tail)."}
+    )
     max_new_tokens: int = field(default=192, metadata={"help": "Tokens per sampled answer."})
     max_pairs_per_item: int = field(default=2, metadata={"help": "Preference pairs kept per puzzle."})
     process_margin: float = field(
@@ -68,7 +72,9 @@ def sample(cfg: DPOJobConfig, items: list, model: Any, processor: Any, path: Pat
                 done.setdefault(row["id"], []).append(row)
     todo = [item for item in items if item.id not in done]
     prefix = "<think>" if cfg.think else ""
-    sampling = Sampling(max_tokens=cfg.max_new_tokens, temperature=cfg.sample_temperature, seed=cfg.seed)
+    sampling = Sampling(
+        max_tokens=cfg.max_new_tokens, temperature=cfg.sample_temperature, top_p=cfg.sample_top_p, seed=cfg.seed
+    )
     backend = LocalBackend(model, processor, name="dpo-sampler")
     try:
         for start in tqdm(range(0, len(todo), 8), desc="sampling answers", unit="batch"):

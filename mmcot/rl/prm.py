@@ -85,6 +85,7 @@ class PRMJobConfig(TrainingArguments, JobArgs):
     samples_per_item: int = field(default=4, metadata={"help": "Chains of thought sampled per training puzzle."})
     rollouts_per_step: int = field(default=4, metadata={"help": "Continuations rolled out from each step prefix."})
     temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of samples and rollouts."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling of samples and rollouts."})
     max_new_tokens: int = field(default=160, metadata={"help": "Tokens per sampled chain of thought."})
     train_layers: int = field(default=2, metadata={"help": "Top language-model layers trained with the head."})
     aggregate: str = field(default="min", metadata={"help": "Step scores to one score: min, last or mean."})
@@ -333,7 +334,7 @@ def label(cfg: PRMJobConfig, items: list, model: Any, processor: Any, path: Path
     todo = [item for item in items if item.id not in seen]
     backend = LocalBackend(model, processor, name="prm-labeller")
     opener = "<think>" if cfg.think else ""  # think=false: one step, the direct answer, labelled by its correctness
-    sampling = Sampling(max_tokens=cfg.max_new_tokens, temperature=cfg.temperature, seed=cfg.seed)
+    sampling = Sampling(max_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=cfg.seed)
     try:
         from tqdm.auto import tqdm
 

@@ -100,6 +100,17 @@ def test_compare(tmp_path):
     assert "disagree on: 3 of 4 in common" in page
     assert (tmp_path / "cmp" / "compare.md").read_text() == md
     assert Image.open(tmp_path / "cmp" / "compare.png").format == "PNG"
+    assert "| b | a | 4 | 1 | 2 | 1 |" in md  # paired: q1 right only in b; q2, q3 only in a; exact McNemar p = 1
+
+
+def test_compare_pairs_only_the_same_puzzles(tmp_path):
+    make_run(tmp_path / "a", ["red", "blue", "three", "B. y"])
+    make_run(tmp_path / "b", ["red", "red", "4", "A"], solver="majority")
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    summary.setdefault("config", {})["seed"] = 1  # --seed 1: other puzzles under the same ids
+    (tmp_path / "b" / "summary.json").write_text(json.dumps(summary))
+    assert "| b | a | 0 (other puzzles) | – | – | – |" in compare([tmp_path / "a", tmp_path / "b"])
+    assert report.mcnemar(49, 11) < 1e-6 and report.mcnemar(0, 0) == 1.0
 
 
 def test_load_run_errors(tmp_path):

@@ -42,7 +42,7 @@ def test_grpo_cli_trains_logs_saves_and_resumes(tiny_folder, tmp_path):
     assert (out / "job_config.json").is_file() and json.loads((out / "job_config.json").read_text())["max_steps"] == 2
     logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     step_logs = [entry for entry in logs if "loss" in entry]
-    assert {"rewards/outcome_reward/mean", "rewards/step_check_reward/mean", "completions/mean_length"} <= set(
+    assert {"rewards/outcome_reward/mean", "rewards/format_reward/mean", "completions/mean_length"} <= set(
         step_logs[0]
     )
     heldout = [json.loads(line) for line in (out / "heldout.jsonl").read_text().splitlines()]
@@ -88,7 +88,7 @@ def test_lora_run_on_an_adapter_folder_saves_in_its_small_format(tiny_folder, tm
     [
         (["--rewards", "outcome", "nope", "--reward_weights", "1", "1"], "unknown reward 'nope'"),
         (["--tools", "teleport"], "unknown tool 'teleport'"),
-        (["--reward_weights", "1.0"], "reward_weights has 1 values for 4 rewards"),
+        (["--reward_weights", "1.0"], "reward_weights has 1 values for 2 rewards"),
         (["--model", "no-such-model"], "unknown model 'no-such-model'"),
         (["--data", "/nonexistent/items.jsonl"], "no such file"),
         (["--heldout_split", "train"], "held-out items must not come from the training split"),
